@@ -1,0 +1,48 @@
+# The two commands a newcomer needs: `make demo` and `make test` (see README.md).
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+LAB := lab/labctl
+MOLECULE_SCENARIOS := $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
+
+.PHONY: help setup demo test lint unit molecule lab-smoke lab lab-up lab-down lab-status lab-reset lab-images
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+setup: ## Install the toolchain and make sure a Docker engine runs (idempotent)
+	@scripts/setup.sh
+
+demo: setup ## Set everything up, bring up the lab and run the main job against it
+	@$(LAB) up
+	@scripts/demo.sh
+
+test: setup ## Run every test: lint, unit, molecule, lab smoke test
+	@scripts/test.sh
+
+lint: setup ## ruff, yamllint, ansible-lint (production profile)
+	@scripts/test.sh lint
+
+unit: setup ## pytest unit tests
+	@scripts/test.sh unit
+
+molecule: setup ## molecule test for every scenario in molecule/
+	@scripts/test.sh molecule
+
+lab-smoke: setup ## Lab up, checks over SSH and inside the hosts' engines, lab down
+	@scripts/test.sh lab
+
+lab lab-up: setup ## Bring the lab up (or bring it back to the wanted state)
+	@$(LAB) up
+
+lab-down: ## Remove the lab's containers, network and volumes
+	@$(LAB) down
+
+lab-status: ## Show the lab's hosts
+	@$(LAB) status
+
+lab-reset: setup ## Remove and recreate the lab
+	@$(LAB) reset
+
+lab-images: ## Build the lab images only
+	@$(LAB) images
