@@ -71,6 +71,10 @@ def normalize_status(value):
     return _STATUS_ALIASES.get(value.strip().lower())
 
 
+def _json_type(value):
+    return _JSON_TYPE_NAMES.get(type(value), "not an object")
+
+
 def _one_line(text, limit=None):
     line = " ".join(str(text).split())
     if limit is not None and len(line) > limit:
@@ -132,7 +136,7 @@ def parse_checks(checks, notes=None):
     if checks is None:
         return []
     if not isinstance(checks, dict):
-        notes.append("checks is {}, not an object; ignored".format(_JSON_TYPE_NAMES.get(type(checks), "not an object")))
+        notes.append(f"checks is {_json_type(checks)}, not an object; ignored")
         return []
     flattened = []
     for name, value in checks.items():
@@ -203,7 +207,7 @@ def parse_health_response(http_status, content_type, body, url="", require_conte
     try:
         text = _decode_body(body, charset)
     except (UnicodeDecodeError, LookupError) as exc:
-        problems.append("body is not valid {} text ({})".format(charset or "utf-8", exc))
+        problems.append(f"body is not valid {charset or 'utf-8'} text ({exc})")
         return _finish(result)
     if not text.strip():
         problems.append("empty body")
@@ -214,7 +218,7 @@ def parse_health_response(http_status, content_type, body, url="", require_conte
         problems.append(f"invalid JSON ({exc})")
         return _finish(result)
     if not isinstance(document, dict):
-        problems.append("body is {}, not a JSON object".format(_JSON_TYPE_NAMES.get(type(document), "not an object")))
+        problems.append(f"body is {_json_type(document)}, not a JSON object")
         return _finish(result)
 
     raw_status = document.get("status")
@@ -253,7 +257,7 @@ def _finish(result):
 def _check_line(check):
     output = check.get("output")
     detail = _one_line(output, _REASON_OUTPUT_LIMIT) if output else (check.get("status") or "no output")
-    return "{}: {}".format(check.get("name"), detail)
+    return f"{check.get('name')}: {detail}"
 
 
 def compose_reason(result):
@@ -263,12 +267,12 @@ def compose_reason(result):
     (postgresql:connection: connection refused)``.
     """
     if result.get("error"):
-        return "{}: {}".format(result.get("url"), result["error"])
+        return f"{result.get('url')}: {result['error']}"
     head = []
     if result.get("http_status") is not None:
-        head.append("HTTP {}".format(result["http_status"]))
+        head.append(f"HTTP {result['http_status']}")
     if result.get("status"):
-        head.append("status={}".format(result["status"]))
+        head.append(f"status={result['status']}")
     text = " ".join(head)
     problems = result.get("problems") or []
     if problems:
@@ -279,8 +283,8 @@ def compose_reason(result):
     if not details and result.get("output") and result.get("status") in ("fail", "warn"):
         details = [_one_line(result["output"], _REASON_OUTPUT_LIMIT)]
     if details:
-        text = "{} ({})".format(text, "; ".join(details))
-    return "{}: {}".format(result.get("url"), text or "unhealthy")
+        text = f"{text} ({'; '.join(details)})"
+    return f"{result.get('url')}: {text or 'unhealthy'}"
 
 
 def evaluate_expectations(result, expected_status=DEFAULT_EXPECTED_STATUS, expected_version=None, max_latency_ms=None):
@@ -297,15 +301,16 @@ def evaluate_expectations(result, expected_status=DEFAULT_EXPECTED_STATUS, expec
     evaluated["problems"] = problems
     if evaluated.get("error") is None and evaluated.get("status") is not None:
         if evaluated["status"] in ("pass", "warn") and evaluated["status"] not in accepted:
-            problems.append("expected status {}".format("/".join(accepted)))
+            problems.append(f"expected status {'/'.join(accepted)}")
         if expected_version is not None:
             expected = str(expected_version)
             if evaluated.get("version") is None:
                 problems.append(f"no version in body, expected {expected}")
             elif evaluated["version"] != expected:
-                problems.append("version {} instead of {}".format(evaluated["version"], expected))
+                problems.append(f"version {evaluated['version']} instead of {expected}")
     latency = evaluated.get("latency_ms")
-    if evaluated.get("error") is None and max_latency_ms is not None and latency is not None and latency > max_latency_ms:
+    measured = evaluated.get("error") is None and latency is not None
+    if measured and max_latency_ms is not None and latency > max_latency_ms:
         problems.append(f"latency {latency:.0f} ms over {_number(max_latency_ms)} ms")
     return _finish(evaluated)
 
@@ -320,8 +325,8 @@ def validate_expected_status(expected_status):
         expected_status = [expected_status]
     try:
         statuses = tuple(expected_status)
-    except TypeError:
-        raise ValueError(f"expected_status must be a list of pass/warn, got {expected_status!r}")
+    except TypeError as exc:
+        raise TypeError(f"expected_status must be a list of pass/warn, got {expected_status!r}") from exc
     if not statuses:
         raise ValueError("expected_status must not be empty")
     for status in statuses:
@@ -346,7 +351,9 @@ def format_failed_checks(result):
     elif isinstance(result.get("checks"), list):
         endpoints = result["checks"]
     else:
-        raise ValueError("expected an erp_health result with a 'checks' list or an endpoint result with 'failed_checks'")
+        raise ValueError(
+            "expected an erp_health result with a 'checks' list or an endpoint result with 'failed_checks'"
+        )
     lines = []
     for endpoint in endpoints:
         if not isinstance(endpoint, dict):
@@ -354,7 +361,8 @@ def format_failed_checks(result):
         label = endpoint.get("url") or endpoint.get("name")
         for check in endpoint.get("failed_checks") or []:
             output = check.get("output")
-            lines.append("{}: {}: {}".format(label, check.get("name"), _one_line(output) if output else check.get("status")))
+            detail = _one_line(output) if output else check.get("status")
+            lines.append(f"{label}: {check.get('name')}: {detail}")
     return lines
 
 
@@ -394,7 +402,7 @@ def build_endpoints(url=None, checks=None, endpoints=None):
         if urlsplit(path).scheme in ("http", "https"):
             built.append({"name": path, "url": path})
         else:
-            built.append({"name": path, "url": "{}/{}".format(base, path.lstrip("/"))})
+            built.append({"name": path, "url": f"{base}/{path.lstrip('/')}"})
     return built
 
 

@@ -150,7 +150,8 @@ def test_warned_checks_are_listed_and_healthy():
 @pytest.mark.parametrize("checks, names, note", [
     (None, [], None),
     ({"db": {"status": "fail"}}, ["db"], None),
-    ({"db": [{"componentId": "a", "status": "pass"}, {"componentId": "b", "status": "fail"}]}, ["db[a]", "db[b]"], None),
+    ({"db": [{"componentId": "a", "status": "pass"}, {"componentId": "b", "status": "fail"}]},
+     ["db[a]", "db[b]"], None),
     ({"db": ["nonsense"]}, [], "check db has a non-object entry; ignored"),
     ({"db": [{"status": "meh"}]}, ["db"], "check db has unknown status 'meh'"),
     (["db"], [], "checks is an array, not an object; ignored"),
@@ -185,10 +186,15 @@ def test_evaluate_expectations(status, version, latency, kwargs, healthy, proble
     assert parsed["healthy"] is True, "the input result must not be modified"
 
 
-@pytest.mark.parametrize("expected_status", [[], ["fail"], ["pass", "up"], 3])
-def test_evaluate_expectations_rejects_bad_expected_status(expected_status):
+@pytest.mark.parametrize("expected_status, error", [
+    ([], ValueError),
+    (["fail"], ValueError),
+    (["pass", "up"], ValueError),
+    (3, TypeError),
+])
+def test_evaluate_expectations_rejects_bad_expected_status(expected_status, error):
     parsed = parse_health_response(200, HEALTH, body(status="pass"), url=URL)
-    with pytest.raises(ValueError, match="expected_status"):
+    with pytest.raises(error, match="expected_status"):
         evaluate_expectations(parsed, expected_status=expected_status)
 
 
@@ -199,7 +205,8 @@ def test_evaluate_expectations_rejects_bad_expected_status(expected_status):
     (URLError(ConnectionRefusedError(111, "Connection refused")), "connection refused"),
     (ConnectionRefusedError(111, "Connection refused"), "connection refused"),
     (ConnectionResetError(104, "reset"), "connection reset by peer"),
-    (URLError(socket.gaierror(-2, "Name or service not known")), "cannot resolve host ([Errno -2] Name or service not known)"),
+    (URLError(socket.gaierror(-2, "Name or service not known")),
+     "cannot resolve host ([Errno -2] Name or service not known)"),
     (URLError(ssl.SSLError(1, "CERTIFICATE_VERIFY_FAILED")), "TLS error (CERTIFICATE_VERIFY_FAILED)"),
     (ValueError("unknown url type: 'htp'"), "request failed (unknown url type: 'htp')"),
 ])
@@ -321,8 +328,10 @@ def test_wait_reports_timeouts_and_every_unhealthy_endpoint():
     fetch = ScriptedFetch(clock, {"http://h/health/live": [TimeoutError("timed out")],
                                   "http://h/health/ready": [HttpResponse(200, "text/html", b"<html/>")]})
     result = wait_for_health(ENDPOINTS, fetch, deadline=0, timeout=3, clock=clock, sleep=clock.sleep)
-    assert result["reason"] == ("http://h/health/live: timed out after 3 s; "
-                                "http://h/health/ready: HTTP 200, content type text/html is not application/health+json")
+    assert result["reason"] == (
+        "http://h/health/live: timed out after 3 s; "
+        "http://h/health/ready: HTTP 200, content type text/html is not application/health+json"
+    )
     assert result["checks"][0]["error"] == "timed out after 3 s"
     assert result["checks"][0]["http_status"] is None
 
@@ -366,9 +375,11 @@ def _endpoint(url, raw=DB_DOWN, code=503):
 
 
 def test_format_failed_checks_for_a_module_result_and_an_endpoint():
-    module_result = {"healthy": False, "checks": [_endpoint("http://a/ready"), _endpoint("http://a/live", body(status="pass"), 200)]}
-    assert format_failed_checks(module_result) == ["http://a/ready: postgresql:connection: connection refused"]
-    assert format_failed_checks(module_result["checks"][0]) == ["http://a/ready: postgresql:connection: connection refused"]
+    ready = _endpoint("http://a/ready")
+    live = _endpoint("http://a/live", body(status="pass"), 200)
+    expected = ["http://a/ready: postgresql:connection: connection refused"]
+    assert format_failed_checks({"healthy": False, "checks": [ready, live]}) == expected
+    assert format_failed_checks(ready) == expected
     assert format_failed_checks({"healthy": True, "checks": []}) == []
 
 
