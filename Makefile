@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
-LAB := lab/labctl
+LAB := python3 lab/labctl.py
 MOLECULE_SCENARIOS := $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
 
 .PHONY: help setup demo test lint unit molecule lab-smoke lab lab-up lab-down lab-status lab-reset lab-images

@@ -52,12 +52,13 @@ FAULTY_BASE_RELEASE = "1.1.0"
 # without BPF/PERFMON/CHECKPOINT_RESTORE, which this engine rejects: the fallback for
 # machines where --privileged is refused (see shared/LAB-NOTES.md).
 NESTED_CAPABILITIES = (
-    "CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID KILL SETGID SETUID SETPCAP LINUX_IMMUTABLE "
-    "NET_BIND_SERVICE NET_BROADCAST NET_ADMIN NET_RAW IPC_LOCK IPC_OWNER SYS_MODULE SYS_RAWIO "
-    "SYS_CHROOT SYS_PTRACE SYS_PACCT SYS_ADMIN SYS_BOOT SYS_NICE SYS_TIME SYS_TTY_CONFIG MKNOD "
-    "LEASE AUDIT_WRITE AUDIT_CONTROL SETFCAP MAC_OVERRIDE MAC_ADMIN SYSLOG WAKE_ALARM "
-    "BLOCK_SUSPEND AUDIT_READ"
-).split()
+    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID",
+    "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW",
+    "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT",
+    "SYS_ADMIN", "SYS_BOOT", "SYS_NICE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE",
+    "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM",
+    "BLOCK_SUSPEND", "AUDIT_READ",
+)
 
 
 class LabError(Exception):
@@ -124,7 +125,9 @@ def run(*cmd: str, check: bool = True, capture: bool = True, stdin: str | None =
     return proc
 
 
-def docker(*args: str, check: bool = True, capture: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess:
+def docker(
+    *args: str, check: bool = True, capture: bool = True, stdin: str | None = None,
+) -> subprocess.CompletedProcess:
     return run("docker", *args, check=check, capture=capture, stdin=stdin)
 
 
@@ -181,7 +184,9 @@ def build(tag: str, context: Path, build_args: dict[str, str] | None = None) -> 
 def erp_app_tags() -> list[tuple[str, str, str]]:
     """(tag, ERP_VERSION, ERP_FAULT) for every reference release and faulty build."""
     tags = [(release, release, "none") for release in ERP_RELEASES]
-    tags += [(f"{FAULTY_BASE_RELEASE}-fault-{fault}", f"{FAULTY_BASE_RELEASE}-fault-{fault}", fault) for fault in ERP_FAULTS]
+    for fault in ERP_FAULTS:
+        tag = f"{FAULTY_BASE_RELEASE}-fault-{fault}"
+        tags.append((tag, tag, fault))
     return tags
 
 
@@ -235,8 +240,7 @@ def ensure_registry() -> None:
         docker("start", name)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        probe = docker("exec", name, "sh", "-c", "exec 3<>/dev/tcp/127.0.0.1/5000", check=False)
-        if probe.returncode == 0 or _http_ok(f"http://127.0.0.1:{registry_port()}/v2/"):
+        if _http_ok(f"http://127.0.0.1:{registry_port()}/v2/"):
             progress("registry: running")
             return
         time.sleep(1)
@@ -247,7 +251,7 @@ def _http_ok(url: str) -> bool:
     import urllib.request
 
     try:
-        with urllib.request.urlopen(url, timeout=2) as response:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - a fixed http:// URL
             return response.status < 500
     except OSError:
         return False
@@ -361,7 +365,8 @@ def write_inventory(hosts: list[LabHost], key: Path, known_hosts: Path) -> None:
     }
     INVENTORY.parent.mkdir(parents=True, exist_ok=True)
     header = (
-        "# Written by `lab/labctl up` for the lab on this machine; do not edit, do not commit.\n"
+        "---\n"
+        "# Written by `lab/labctl.py up` for the lab on this machine; do not edit, do not commit.\n"
         "# Environment settings live in group_vars/lab.yml beside this file.\n"
     )
     # JSON is valid YAML: no third-party YAML writer needed before the toolchain exists.
@@ -457,7 +462,8 @@ def print_status(hosts: list[LabHost]) -> None:
     registry = container_state(PREFIX + "registry") or "absent"
     print(f"{'registry':<10} {'-':<9} {registry:<9} 127.0.0.1:{registry_port():<6} (hosts: registry:5000)")
     if INVENTORY.exists():
-        print(f"\nssh: ssh -i .lab/id_ed25519 -p <port> {BOOTSTRAP_USER}@127.0.0.1   inventory: {INVENTORY.relative_to(REPO)}")
+        print(f"\nssh: ssh -i .lab/id_ed25519 -p <port> {BOOTSTRAP_USER}@127.0.0.1")
+        print(f"inventory: {INVENTORY.relative_to(REPO)}")
 
 
 def cmd_reset(args: argparse.Namespace) -> None:
