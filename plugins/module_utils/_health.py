@@ -16,6 +16,7 @@ the filters and the erpctl CLI share one implementation; the only I/O is in
 from __future__ import annotations
 
 import json
+import re
 import socket
 import ssl
 import time
@@ -25,7 +26,7 @@ from urllib.error import HTTPError, URLError
 from urllib.parse import urlsplit
 
 from ansible.module_utils.urls import ConnectionError as UrlConnectionError
-from ansible.module_utils.urls import open_url
+from ansible.module_utils.urls import Request, make_context
 
 HEALTH_CONTENT_TYPE = "application/health+json"
 JSON_CONTENT_TYPE = "application/json"
@@ -51,6 +52,8 @@ _JSON_TYPE_NAMES = {
     bool: "a boolean",
     type(None): "null",
 }
+# Characters RFC 3986 never allows in a path or query; seeing one means a mangled argument.
+_URL_UNSAFE = re.compile(r'[\s"<>\[\]{}|\\^`]')
 # Keeps a single check's output from swamping the one-line reason; the full text stays in
 # the structured result.
 _REASON_OUTPUT_LIMIT = 160
@@ -60,7 +63,7 @@ HttpResponse = namedtuple("HttpResponse", ["status", "content_type", "body"])
 
 # Everything a fetch can raise for a failed request: socket, TLS and timeout errors and
 # URLError are OSError; a malformed URL is ValueError; a broken answer is HTTPException;
-# open_url adds its own ConnectionError family (proxy and TLS validation failures).
+# Ansible's urls add their own ConnectionError family (proxy and TLS validation failures).
 FETCH_ERRORS = (OSError, ValueError, HTTPException, UrlConnectionError)
 
 
@@ -399,6 +402,13 @@ def build_endpoints(url=None, checks=None, endpoints=None):
         if not isinstance(path, str) or not path.strip():
             raise ValueError(f"checks item {path!r} is not a path")
         path = path.strip()
+        if _URL_UNSAFE.search(path):
+            # Typically checks=["/a","/b"] in k=v task arguments, which Ansible passes as one
+            # string and splits on commas, leaving brackets and quotes in the items.
+            raise ValueError(
+                f"checks item {path!r} is not a URL path (brackets, quotes or blanks); "
+                "in k=v arguments write checks=/health/live,/health/ready"
+            )
         if urlsplit(path).scheme in ("http", "https"):
             built.append({"name": path, "url": path})
         else:
@@ -501,7 +511,12 @@ def wait_for_health(endpoints, fetch, deadline=60, interval=2, timeout=5, requir
 
 
 def open_url_fetcher(headers=None, validate_certs=True, use_proxy=True, http_agent="erp.ops.erp_health"):
-    """Return a ``fetch(url, timeout) -> HttpResponse`` function built on Ansible's open_url.
+    """Return a ``fetch(url, timeout) -> HttpResponse`` function built on Ansible's urls.
+
+    This is ``open_url`` (a fresh ``Request`` per call, so no cookies leak between
+    endpoints) with one TLS context built up front: open_url builds a new one per
+    request, loading the CA store each time (tens of milliseconds), which would be
+    counted in ``latency_ms`` and trip ``max_latency_ms`` on a fast local endpoint.
 
     HTTP error statuses (4xx/5xx) are answers, not exceptions: their body is read, since
     a failing health endpoint explains itself there. Redirects are not followed, so a
@@ -509,12 +524,13 @@ def open_url_fetcher(headers=None, validate_certs=True, use_proxy=True, http_age
     """
     request_headers = dict(headers or {})
     request_headers.setdefault("Accept", f"{HEALTH_CONTENT_TYPE}, {JSON_CONTENT_TYPE};q=0.9")
+    context = make_context(validate_certs=validate_certs)
 
     def fetch(url, timeout):
         try:
-            response = open_url(url, method="GET", headers=request_headers, timeout=timeout,
-                                validate_certs=validate_certs, use_proxy=use_proxy, http_agent=http_agent,
-                                follow_redirects="none")
+            response = Request().open("GET", url, headers=request_headers, timeout=timeout,
+                                      validate_certs=validate_certs, use_proxy=use_proxy, http_agent=http_agent,
+                                      follow_redirects="none", context=context)
         except HTTPError as exc:
             try:
                 body = exc.read()
@@ -530,11 +546,9 @@ def open_url_fetcher(headers=None, validate_certs=True, use_proxy=True, http_age
 
 
 def _host_label(result, index):
-    for key in ("host", "inventory_hostname"):
+    for key in ("host", "inventory_hostname", "_ansible_item_label", "item"):
         if isinstance(result.get(key), str) and result[key]:
             return result[key]
-    if isinstance(result.get("item"), str) and result["item"]:
-        return result["item"]
     for endpoint in result.get("checks") or []:
         if isinstance(endpoint, dict) and endpoint.get("url"):
             netloc = urlsplit(str(endpoint["url"])).netloc
@@ -547,8 +561,8 @@ def summarize_health(results):
     """Summarize erp_health results of several hosts.
 
     :param results: a dict ``{host: result}``, a list of results (host names taken from
-        ``host``/``inventory_hostname``/``item`` keys or the probed URL), or a registered
-        loop result (a dict with a ``results`` list).
+        ``host``/``inventory_hostname``/``item`` keys or the probed URL, made unique with
+        `` #<index>``), or a registered loop result (a dict with a ``results`` list).
     :returns: dict with ``healthy`` (every host healthy, at least one probed), ``total``,
         ``healthy_hosts``, ``unhealthy_hosts``, ``skipped_hosts`` and ``reasons``
         (``{host: reason}`` for unhealthy hosts).
@@ -570,10 +584,16 @@ def summarize_health(results):
 
     summary = {"healthy": False, "total": len(pairs), "healthy_hosts": [], "unhealthy_hosts": [],
                "skipped_hosts": [], "reasons": {}}
+    seen = set()
     for index, (host, result) in enumerate(pairs):
         if not isinstance(result, dict):
             raise TypeError(f"result {host or index} is {type(result).__name__}, not an erp_health result dict")
-        host = host or _host_label(result, index)
+        if host is None:
+            host = _host_label(result, index)
+            if host in seen:
+                # two list items probed the same address: keep both visible
+                host = f"{host} #{index}"
+        seen.add(host)
         if result.get("skipped"):
             summary["skipped_hosts"].append(host)
         elif result.get("healthy") is True:

@@ -147,6 +147,12 @@ def test_warned_checks_are_listed_and_healthy():
     assert result["warned_checks"][0]["output"] == "91% used"
 
 
+def test_warned_checks_explain_an_unaccepted_warn():
+    raw = body(status="warn", checks={"disk:utilization": [{"status": "warn", "output": "91% used"}]})
+    result = evaluate_expectations(parse_health_response(200, HEALTH, raw, url=URL), expected_status=["pass"])
+    assert result["reason"] == URL + ": HTTP 200 status=warn, expected status pass (disk:utilization: 91% used)"
+
+
 @pytest.mark.parametrize("checks, names, note", [
     (None, [], None),
     ({"db": {"status": "fail"}}, ["db"], None),
@@ -236,6 +242,9 @@ def test_build_endpoints(kwargs, urls):
     ({"url": "http://h", "checks": []}, "non-empty list of paths"),
     ({"url": "http://h", "checks": "/health"}, "non-empty list of paths"),
     ({"url": "http://h", "checks": ["/ok", ""]}, "is not a path"),
+    # what k=v arguments make of checks=["/health"]
+    ({"url": "http://h", "checks": ['["/health"]']}, "is not a URL path .* write checks=/health/live,/health/ready"),
+    ({"url": "http://h", "checks": ["/health live"]}, "is not a URL path"),
 ])
 def test_build_endpoints_rejects(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -427,6 +436,14 @@ def test_summarize_health_list_names_hosts_from_item_or_url():
     assert summary["healthy_hosts"] == ["app1", "#2"]
     assert summary["unhealthy_hosts"] == ["10.0.0.6:8001"]
     assert summary["healthy"] is False
+
+
+def test_summarize_health_keeps_list_items_with_the_same_address_apart():
+    same = "http://10.0.0.6:8001/health"
+    summary = summarize_health([_module_result(True, url=same), _module_result(False, "down", url=same)])
+    assert summary["healthy_hosts"] == ["10.0.0.6:8001"]
+    assert summary["unhealthy_hosts"] == ["10.0.0.6:8001 #1"]
+    assert summary["reasons"] == {"10.0.0.6:8001 #1": "down"}
 
 
 def test_summarize_health_all_healthy():
