@@ -47,8 +47,9 @@ def render(tmp_path: Path, **extra_vars: str) -> dict[str, str]:
             result = task["hosts"].get("localhost", {})
             for diff in result.get("diff", []) if isinstance(result.get("diff"), list) else [result.get("diff", {})]:
                 # before_header names the destination (after_header is the template's temp path).
-                if diff and "after" in diff:
-                    written[diff.get("before_header") or diff["after_header"]] = diff["after"]
+                path = diff.get("before_header") or diff.get("after_header") if diff else None
+                if path and isinstance(diff.get("after"), str):
+                    written[path] = diff["after"]
     return written
 
 
