@@ -21,7 +21,7 @@ description:
     exactly as in normal mode.
   - Redirects are not followed; a 3xx answer is judged on its own body.
 author:
-  - ERP operations team
+  - ERP operations team (!UNKNOWN)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
