@@ -45,11 +45,10 @@ def render(tmp_path: Path, **extra_vars: str) -> dict[str, str]:
     for play in json.loads(proc.stdout)["plays"]:
         for task in play["tasks"]:
             result = task["hosts"].get("localhost", {})
-            for diff in result.get("diff", []) if isinstance(result.get("diff"), list) else [result.get("diff", {})]:
-                # before_header names the destination (after_header is the template's temp path).
-                path = diff.get("before_header") or diff.get("after_header") if diff else None
-                if path and isinstance(diff.get("after"), str):
-                    written[path] = diff["after"]
+            dest = result.get("invocation", {}).get("module_args", {}).get("dest")
+            diffs = result.get("diff") if isinstance(result.get("diff"), list) else []
+            if dest and diffs and isinstance(diffs[0].get("after"), str):
+                written[dest] = diffs[0]["after"]
     return written
 
 
