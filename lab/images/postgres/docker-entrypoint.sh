@@ -2,8 +2,8 @@
 # Entrypoint with the official postgres image's contract:
 #   POSTGRES_PASSWORD (or POSTGRES_PASSWORD_FILE), POSTGRES_USER (postgres),
 #   POSTGRES_DB (= user), POSTGRES_INITDB_ARGS, POSTGRES_INITDB_WALDIR,
-#   POSTGRES_HOST_AUTH_METHOD (scram-sha-256), PGDATA; every POSTGRES_* above
-#   also reads from a <NAME>_FILE file (Docker secrets).
+#   POSTGRES_HOST_AUTH_METHOD (scram-sha-256), PGDATA; the first four also
+#   read from a <NAME>_FILE file (Docker secrets).
 # First start on an empty PGDATA: initdb, create the database, run
 # /docker-entrypoint-initdb.d/*.sh|*.sql|*.sql.gz on a socket-only temporary
 # server. Every start: exec the server as PID 1 (user postgres, uid 999) so
