@@ -8,8 +8,7 @@ import subprocess
 import urllib.request
 
 import pytest
-
-from .conftest import REPO
+from conftest import REPO
 
 
 def test_topology_has_one_lb_one_db_and_the_app_hosts(lab_hosts):
