@@ -36,7 +36,7 @@ def render(tmp_path: Path, **extra_vars: str) -> dict[str, str]:
     env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
                ANSIBLE_ROLES_PATH=str(REPO / "roles"))
     proc = subprocess.run(
-        ["ansible-playbook", "-i", "localhost,", "--check", "--diff", str(playbook),
+        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "--check", "--diff", str(playbook),
          "-e", f"@{tmp_path / 'vars.json'}"],
         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
     )
