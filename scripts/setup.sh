@@ -40,7 +40,7 @@ ensure_python() {
   "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
     || die "$python is missing or older than 3.11"
   local stamp="$venv/.requirements.sha256" want
-  want=$(sha256sum "$repo/requirements.txt" | cut -d' ' -f1)
+  want=$(cat "$repo/requirements.txt" "$repo/erpctl/pyproject.toml" 2>/dev/null | sha256sum | cut -d' ' -f1)
   if [ -x "$venv/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
     say "Python toolchain: .venv up to date"
     return
@@ -49,6 +49,11 @@ ensure_python() {
   say "Python toolchain: installing requirements.txt into .venv (about a minute)"
   "$venv/bin/pip" install -q --disable-pip-version-check -r "$repo/requirements.txt" \
     || die "pip could not install requirements.txt (is PyPI reachable?)"
+  if [ -f "$repo/erpctl/pyproject.toml" ]; then
+    say "Python toolchain: installing the erpctl CLI (editable) into .venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check -e "$repo/erpctl" \
+      || die "pip could not install erpctl"
+  fi
   # The bundled collections satisfy requirements.yml, so this contacts no Galaxy server;
   # where they do not (a user pinned something newer) it tries Galaxy and we say so.
   if ! "$venv/bin/ansible-galaxy" collection install -r "$repo/requirements.yml" >/dev/null 2>&1; then
@@ -96,7 +101,8 @@ check_disk() {
   say "disk: ${free_gb} GB free under $dir"
 }
 
-ensure_packages openssh-client debootstrap rsync
+# promtool (package prometheus) checks the alert rules and metrics in the tests.
+ensure_packages openssh-client debootstrap rsync prometheus
 ensure_python
 check_disk
 ensure_docker
