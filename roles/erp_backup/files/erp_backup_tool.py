@@ -1,0 +1,435 @@
+#!/usr/bin/python3
+# Copyright (c) ERP operations team
+# Apache License 2.0 (see galaxy.yml)
+"""Helpers of the ERP backup jobs that are easier to get right in Python than in bash.
+
+Installed on the database hosts by the erp_backup role (standard library only) and called
+by erp-backup, erp-backup-verify and erp-backup-base:
+
+  manifest   write manifest.json for a finished backup directory (sha256 and size per file)
+  check      compare the files of a backup directory with its manifest; names a bad file
+  retention  apply the grandfather-father-son policy to a directory of timestamped backups
+  metrics    write a node_exporter textfile atomically, keeping the last success on failure
+  ping       GET/POST a dead-man URL
+
+The pure functions (select_keep, parse_stamp, render_metrics, ...) are tested in
+tests/unit/roles/test_erp_backup_tool.py without a database.
+Exit codes: 0 success, 1 a check or operation failed, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import urllib.request
+from collections.abc import Iterable
+from pathlib import Path
+
+STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
+STAMP_RE = re.compile(r"^\d{8}T\d{6}Z$")
+MANIFEST = "manifest.json"
+_IDENTIFIER = r'(?:"(?:[^"]|"")+"|[a-z_][a-z0-9_$]*)'
+QUALIFIED_NAME = re.compile(rf"^{_IDENTIFIER}\.{_IDENTIFIER}$")
+
+
+class ToolError(Exception):
+    """A failure the caller reports in one line and exits 1 for."""
+
+
+# ---------------------------------------------------------------- timestamps
+
+
+def format_stamp(when: dt.datetime) -> str:
+    return when.astimezone(dt.UTC).strftime(STAMP_FORMAT)
+
+
+def parse_stamp(name: str) -> dt.datetime | None:
+    """The UTC time a backup directory name stands for, or None for any other name."""
+    if not STAMP_RE.match(name):
+        return None
+    try:
+        return dt.datetime.strptime(name, STAMP_FORMAT).replace(tzinfo=dt.UTC)
+    except ValueError:
+        return None
+
+
+# ---------------------------------------------------------------- retention
+
+
+def select_keep(stamps: Iterable[dt.datetime], daily: int, weekly: int, monthly: int) -> set[dt.datetime]:
+    """Grandfather-father-son selection.
+
+    Keeps the newest backup of each of the `daily` most recent days that have a backup, of
+    each of the `weekly` most recent ISO weeks, and of each of the `monthly` most recent
+    months; always keeps the newest backup, whatever the counts say.
+    """
+    if min(daily, weekly, monthly) < 0:
+        raise ValueError("retention counts must not be negative")
+    ordered = sorted(set(stamps), reverse=True)
+    if not ordered:
+        return set()
+    keep = {ordered[0]}
+    buckets = (
+        (daily, lambda t: t.date()),
+        (weekly, lambda t: t.isocalendar()[:2]),
+        (monthly, lambda t: (t.year, t.month)),
+    )
+    for count, bucket_of in buckets:
+        seen: list[object] = []
+        for stamp in ordered:
+            bucket = bucket_of(stamp)
+            if bucket in seen:
+                continue
+            if len(seen) >= count:
+                break
+            seen.append(bucket)
+            keep.add(stamp)
+    return keep
+
+
+def complete_backups(directory: Path) -> dict[dt.datetime, Path]:
+    """Backup directories with a timestamp name and a manifest; anything else is not a backup."""
+    found = {}
+    for entry in directory.iterdir():
+        stamp = parse_stamp(entry.name)
+        if stamp is not None and entry.is_dir() and (entry / MANIFEST).is_file():
+            found[stamp] = entry
+    return found
+
+
+def apply_retention(directory: Path, daily: int, weekly: int, monthly: int, dry_run: bool = False) -> list[Path]:
+    backups = complete_backups(directory)
+    keep = select_keep(backups, daily, weekly, monthly)
+    doomed = [path for stamp, path in sorted(backups.items()) if stamp not in keep]
+    if not dry_run:
+        for path in doomed:
+            shutil.rmtree(path)
+    return doomed
+
+
+# ---------------------------------------------------------------- manifest
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def parse_counts(text: str) -> dict[str, int]:
+    """`<table> <rows>` lines (from the dump's own data) into a mapping."""
+    counts = {}
+    for line in text.splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        table, _, rows = line.rpartition(" ")
+        if not table or not rows.isdigit():
+            raise ToolError(f"unreadable row count line: {line!r}")
+        counts[table] = int(rows)
+    return counts
+
+
+def build_manifest(directory: Path, meta: dict[str, str], counts: dict[str, int]) -> dict:
+    files = {}
+    for path in sorted(directory.iterdir()):
+        if path.name == MANIFEST or not path.is_file():
+            continue
+        files[path.name] = {"sha256": sha256_of(path), "bytes": path.stat().st_size}
+    if not files:
+        raise ToolError(f"{directory}: no files to describe")
+    return {"format": 1, **meta, "row_counts": counts, "files": files}
+
+
+def check_backup(directory: Path) -> list[str]:
+    """Problems found in a backup directory, each naming the file; empty when it is intact."""
+    manifest_path = directory / MANIFEST
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, ValueError) as exc:
+        return [f"{manifest_path}: unreadable manifest ({exc})"]
+    problems = []
+    for name, expected in sorted(manifest.get("files", {}).items()):
+        path = directory / name
+        if not path.is_file():
+            problems.append(f"{path}: missing")
+            continue
+        size = path.stat().st_size
+        if size != expected["bytes"]:
+            problems.append(f"{path}: {size} bytes, manifest says {expected['bytes']}")
+        elif sha256_of(path) != expected["sha256"]:
+            problems.append(f"{path}: sha256 differs from the manifest (corrupted)")
+    if not manifest.get("files"):
+        problems.append(f"{manifest_path}: lists no files")
+    return problems
+
+
+def count_query(counts: dict[str, int]) -> str:
+    """One query returning `<table>|<rows>` for each table of a manifest. The names are the
+    ones pg_dump printed in its COPY lines, so they are already quoted where SQL needs it."""
+    if not counts:
+        raise ToolError("the manifest has no row counts")
+    for table in counts:
+        if not QUALIFIED_NAME.match(table):
+            raise ToolError(f"{table!r} is not a schema-qualified table name as pg_dump writes it")
+    # Names are checked against pg_dump's identifier syntax above.
+    parts = [f"SELECT {_sql_literal(table)}, count(*) FROM {table}" for table in sorted(counts)]  # noqa: S608
+    return " UNION ALL ".join(parts) + ";"
+
+
+def _sql_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def compare_counts(expected: dict[str, int], actual: dict[str, int]) -> list[str]:
+    problems = []
+    for table in sorted(set(expected) | set(actual)):
+        want, got = expected.get(table), actual.get(table)
+        if want != got:
+            problems.append(f"{table}: manifest says {want} rows, restored database has {got}")
+    return problems
+
+
+# ---------------------------------------------------------------- metrics
+
+_METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+
+
+def read_metrics(path: Path) -> dict[str, float]:
+    values: dict[str, float] = {}
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return values
+    for line in text.splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        name, _, value = line.partition(" ")
+        try:
+            values[name] = float(value)
+        except ValueError:
+            continue
+    return values
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def render_metrics(prefix: str, job: str, previous: dict[str, float], now: float, success: bool,
+                   duration: float, extra: dict[str, float]) -> str:
+    """Textfile for one job. On failure the last-success time (and the extra gauges that
+    describe the last good run) keep their previous values."""
+    if not _METRIC_NAME.match(prefix):
+        raise ToolError(f"bad metric prefix {prefix!r}")
+    last_success = now if success else previous.get(f"{prefix}_last_success_timestamp_seconds", 0)
+    gauges = [
+        ("last_success_timestamp_seconds", f"Unix time the last successful {job} finished.", last_success),
+        ("last_attempt_timestamp_seconds", f"Unix time the last {job} attempt finished.", now),
+        ("last_duration_seconds", f"Duration of the last {job} attempt.", duration),
+        ("last_success", f"1 if the last {job} attempt succeeded, 0 if it failed.", 1 if success else 0),
+    ]
+    standard = {f"{prefix}_{name}" for name, _, _ in gauges}
+    if not success:
+        # The gauges describing the last good run stay, even when this run measured none.
+        for full, value in previous.items():
+            name = full.removeprefix(f"{prefix}_")
+            if full.startswith(f"{prefix}_") and full not in standard and name not in extra:
+                extra = {**extra, name: value}
+    for name, value in sorted(extra.items()):
+        if not _METRIC_NAME.match(name):
+            raise ToolError(f"bad metric name {name!r}")
+        kept = value if success else previous.get(f"{prefix}_{name}", value)
+        gauges.append((name, f"{job}: {name.replace('_', ' ')} of the last successful run.", kept))
+    lines = []
+    for name, help_text, value in gauges:
+        full = f"{prefix}_{name}"
+        lines += [f"# HELP {full} {help_text}", f"# TYPE {full} gauge", f"{full} {_number(value)}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_atomically(path: Path, text: str, mode: int = 0o644) -> None:
+    """node_exporter must never read a half-written file: write beside, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# ---------------------------------------------------------------- command line
+
+
+def _key_values(pairs: list[str]) -> dict[str, str]:
+    result = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ToolError(f"expected key=value, got {pair!r}")
+        result[key] = value
+    return result
+
+
+def cmd_manifest(args: argparse.Namespace) -> int:
+    directory = Path(args.dir)
+    counts = parse_counts(Path(args.counts).read_text()) if args.counts else {}
+    manifest = build_manifest(directory, _key_values(args.meta), counts)
+    write_atomically(directory / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n", 0o600)
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    problems = check_backup(Path(args.dir))
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    return 1 if problems else 0
+
+
+def _manifest_counts(directory: str) -> dict[str, int]:
+    return json.loads((Path(directory) / MANIFEST).read_text())["row_counts"]
+
+
+def cmd_count_sql(args: argparse.Namespace) -> int:
+    print(count_query(_manifest_counts(args.dir)))
+    return 0
+
+
+def cmd_compare_counts(args: argparse.Namespace) -> int:
+    actual = {}
+    for line in Path(args.actual).read_text().splitlines():
+        if line.strip():
+            table, _, rows = line.rpartition("|")
+            actual[table] = int(rows)
+    problems = compare_counts(_manifest_counts(args.dir), actual)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    return 1 if problems else 0
+
+
+def cmd_manifest_value(args: argparse.Namespace) -> int:
+    value = json.loads((Path(args.dir) / MANIFEST).read_text()).get(args.key)
+    if value is None:
+        print(f"{args.dir}/{MANIFEST}: no {args.key}", file=sys.stderr)
+        return 1
+    print(value)
+    return 0
+
+
+def cmd_latest(args: argparse.Namespace) -> int:
+    backups = complete_backups(Path(args.dir))
+    if not backups:
+        print(f"{args.dir}: no complete backup", file=sys.stderr)
+        return 1
+    print(backups[max(backups)])
+    return 0
+
+
+def cmd_retention(args: argparse.Namespace) -> int:
+    for path in apply_retention(Path(args.dir), args.daily, args.weekly, args.monthly, args.dry_run):
+        print(("would remove " if args.dry_run else "removed ") + str(path))
+    return 0
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    extra = {key: float(value) for key, value in _key_values(args.gauge).items()}
+    now = args.now if args.now is not None else dt.datetime.now(dt.UTC).timestamp()
+    text = render_metrics(args.prefix, args.job, read_metrics(path), now, args.result == "success",
+                          args.duration, extra)
+    write_atomically(path, text)
+    return 0
+
+
+def cmd_ping(args: argparse.Namespace) -> int:
+    try:
+        with urllib.request.urlopen(args.url, timeout=args.timeout) as response:  # noqa: S310 (URL from inventory)
+            response.read(1024)
+    except OSError as exc:
+        print(f"dead-man ping {args.url} failed: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="erp_backup_tool", description=__doc__.splitlines()[0])
+    sub = top.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("manifest", help="write manifest.json for a backup directory")
+    p.add_argument("--dir", required=True)
+    p.add_argument("--counts", help="file of '<table> <rows>' lines")
+    p.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE")
+    p.set_defaults(func=cmd_manifest)
+
+    p = sub.add_parser("check", help="compare a backup directory with its manifest")
+    p.add_argument("--dir", required=True)
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("count-sql", help="print the query counting the rows of a manifest's tables")
+    p.add_argument("--dir", required=True)
+    p.set_defaults(func=cmd_count_sql)
+
+    p = sub.add_parser("compare-counts", help="compare '<table>|<rows>' lines with a manifest")
+    p.add_argument("--dir", required=True)
+    p.add_argument("--actual", required=True)
+    p.set_defaults(func=cmd_compare_counts)
+
+    p = sub.add_parser("manifest-value", help="print one top-level value of a manifest")
+    p.add_argument("--dir", required=True)
+    p.add_argument("--key", required=True)
+    p.set_defaults(func=cmd_manifest_value)
+
+    p = sub.add_parser("latest", help="print the newest complete backup directory")
+    p.add_argument("--dir", required=True)
+    p.set_defaults(func=cmd_latest)
+
+    p = sub.add_parser("retention", help="remove backups the GFS policy does not keep")
+    p.add_argument("--dir", required=True)
+    p.add_argument("--daily", type=int, required=True)
+    p.add_argument("--weekly", type=int, required=True)
+    p.add_argument("--monthly", type=int, required=True)
+    p.add_argument("--dry-run", action="store_true")
+    p.set_defaults(func=cmd_retention)
+
+    p = sub.add_parser("metrics", help="write a textfile collector file")
+    p.add_argument("--file", required=True)
+    p.add_argument("--prefix", required=True)
+    p.add_argument("--job", required=True)
+    p.add_argument("--result", choices=["success", "failure"], required=True)
+    p.add_argument("--duration", type=float, required=True)
+    p.add_argument("--gauge", action="append", default=[], metavar="NAME=VALUE")
+    p.add_argument("--now", type=float, help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_metrics)
+
+    p = sub.add_parser("ping", help="call a dead-man URL")
+    p.add_argument("--url", required=True)
+    p.add_argument("--timeout", type=float, default=10)
+    p.set_defaults(func=cmd_ping)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ToolError, OSError, ValueError) as exc:
+        print(f"erp_backup_tool {args.command}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
