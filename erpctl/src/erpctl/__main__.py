@@ -1,0 +1,7 @@
+"""``python -m erpctl``."""
+
+import sys
+
+from erpctl.cli import main
+
+sys.exit(main())

@@ -1,0 +1,55 @@
+"""Every name erpctl assumes from the playbooks and the hosts, in one place.
+
+This is "the contract with deploy.yml" written down in erpctl/README.md; reconciling
+erpctl with the playbooks means editing this module (and that README section) only.
+"""
+
+from __future__ import annotations
+
+# Entry playbooks, relative to the repository root (runner's project_dir).
+DEPLOY_PLAYBOOK = "playbooks/deploy.yml"
+ROLLBACK_PLAYBOOK = "playbooks/rollback.yml"
+BACKUP_PLAYBOOK = "playbooks/backup.yml"
+
+# Inventory: each environment is a group with these children.
+APP_GROUP = "erp_app"
+LB_GROUP = "erp_lb"
+DB_GROUP = "erp_db"
+ROLE_GROUPS = (LB_GROUP, APP_GROUP, DB_GROUP)
+INVENTORY_DIR = "inventories"
+
+# Extra variables of deploy.yml: the release, which app hosts this run may switch (the
+# others are left alone), the batches inside this run, and the erpctl lock this run holds.
+VAR_VERSION = "erp_version"
+VAR_ROLLOUT_HOSTS = "erp_rollout_hosts"
+VAR_ROLLOUT_BATCHES = "erp_rollout_batches"
+VAR_LOCK_ID = "erp_lock_id"
+# Extra variables of rollback.yml: the hosts to put back (and erp_version when the target
+# release is known; without it rollback.yml takes the previous good release from history).
+VAR_ROLLBACK_HOSTS = "erp_rollback_hosts"
+
+# Files on the app hosts (docs/conventions.md: /var/lib/erp holds the deploy's state).
+RELEASE_FILE = "/var/lib/erp/release.json"
+LOCK_FILE = "/var/lib/erp/deploy.lock"
+
+# Address of each app slot: http://{erp_internal_address}:{port}; the ports can be set per
+# host or group with erp_app_slot_ports (docs/conventions.md: blue 8001, green 8002).
+ADDRESS_VAR = "erp_internal_address"
+SLOT_PORTS_VAR = "erp_app_slot_ports"
+DEFAULT_SLOT_PORTS = {"blue": 8001, "green": 8002}
+# The load balancer's internal frontend (roles/erp_lb: erp_lb_internal_port, default 8404):
+# it passes /health to the app backends; the public frontend refuses /health*.
+LB_PORT_VAR = "erp_lb_internal_port"
+DEFAULT_LB_PORT = 8404
+
+HEALTH_PATH = "/health"
+METRICS_PATH = "/health/metrics"
+
+# Metric names from docs/app-contract.md, section 4.2. Health and metrics routes are
+# excluded so the load balancer's own checks do not dilute the user traffic analysed.
+REQUESTS_METRIC = "erp_http_requests_total"
+DURATION_METRIC = "erp_http_request_duration_seconds"
+USER_ROUTES = 'route!~"/health.*"'
+TOTAL_SELECTOR = f"{REQUESTS_METRIC}{{{USER_ROUTES}}}"
+ERRORS_SELECTOR = f'{REQUESTS_METRIC}{{{USER_ROUTES},status=~"5.."}}'
+LATENCY_SELECTOR = f"{DURATION_METRIC}{{{USER_ROUTES}}}"

@@ -1,0 +1,93 @@
+"""The release state each app host keeps in /var/lib/erp/release.json, read back with slurp.
+
+The format (the contract with deploy.yml, see README.md)::
+
+    {"current": {"version", "digest", "slot", "deployed_at", "deployed_by"},
+     "history": [{"version", "digest", "slot", "started_at", "finished_at", "user", "outcome"}, ...]}
+
+History is oldest first. erpctl keeps no state of its own: status and history always
+come from the hosts.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from erpctl import contract
+
+CURRENT_FIELDS = ("version", "digest", "slot", "deployed_at", "deployed_by")
+HISTORY_FIELDS = ("version", "digest", "slot", "started_at", "finished_at", "user", "outcome")
+
+
+@dataclass
+class HostRelease:
+    """What one host reported: ``current`` and ``history``, or ``error`` when unreadable."""
+
+    host: str
+    current: dict = field(default_factory=dict)
+    history: list = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def version(self) -> str | None:
+        return self.current.get("version")
+
+    @property
+    def slot(self) -> str | None:
+        return self.current.get("slot")
+
+
+def parse_release_document(host: str, text: str) -> HostRelease:
+    """Validate one release.json; problems become ``error``, never exceptions."""
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        return HostRelease(host, error=f"{contract.RELEASE_FILE} is not JSON ({exc})")
+    if not isinstance(document, dict):
+        return HostRelease(host, error=f"{contract.RELEASE_FILE} is not a JSON object")
+    current = document.get("current")
+    history = document.get("history", [])
+    if not isinstance(current, dict) or not current.get("version"):
+        return HostRelease(host, error=f"{contract.RELEASE_FILE} has no current.version")
+    if not isinstance(history, list) or not all(isinstance(entry, dict) for entry in history):
+        return HostRelease(host, error=f"{contract.RELEASE_FILE}: history is not a list of objects")
+    return HostRelease(host, {key: current.get(key) for key in CURRENT_FIELDS},
+                       [{key: entry.get(key) for key in HISTORY_FIELDS} for entry in history])
+
+
+def decode_slurp(result: dict) -> str:
+    """The file content of an ``ansible.builtin.slurp`` result."""
+    try:
+        return base64.b64decode(result.get("content") or "", validate=True).decode("utf-8")
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError(f"slurp returned undecodable content ({exc})") from None
+
+
+def read_releases(runner, env: str, hosts: list[str], private_data_dir: Path, ident: str) -> dict[str, HostRelease]:
+    """Read release.json from the app hosts of ``env``; each of ``hosts`` gets an entry.
+
+    All app hosts of the environment are read (in parallel, one ad hoc run), so the host
+    pattern stays the simple ``<env>:&erp_app``.
+    """
+    run = runner.adhoc(module="ansible.builtin.slurp", module_args=f"src={contract.RELEASE_FILE}",
+                       host_pattern=f"{env}:&{contract.APP_GROUP}", private_data_dir=private_data_dir, ident=ident)
+    releases = {}
+    for host in hosts:
+        outcome = run.hosts.get(host)
+        if outcome is None:
+            releases[host] = HostRelease(host, error="no answer (not in the run)")
+        elif outcome.status != "ok":
+            message = outcome.message or outcome.status
+            if "No such file" in message or "not found" in message.lower():
+                message = f"{contract.RELEASE_FILE} not found (never deployed by deploy.yml?)"
+            releases[host] = HostRelease(host, error=f"{outcome.status}: {message}")
+        else:
+            try:
+                releases[host] = parse_release_document(host, decode_slurp(outcome.result))
+            except ValueError as exc:
+                releases[host] = HostRelease(host, error=str(exc))
+    return releases

@@ -1,0 +1,152 @@
+"""The narrow interface erpctl needs from ansible-runner, and its real implementation.
+
+Everything erpctl does on hosts goes through a ``Runner``: read the inventory, run an
+entry playbook with a limit and extra variables, run one module ad hoc. Tests inject a
+fake with the same three methods; ``AnsibleRunner`` wraps ``ansible_runner``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from erpctl.errors import ErpctlError
+
+EventHandler = Callable[[dict], Any]
+CancelCallback = Callable[[], bool]
+
+
+@dataclass
+class HostOutcome:
+    """How one host ended a run: ``ok``, ``failed`` or ``unreachable``; ``result`` is the
+    last module result seen (ad hoc runs: the module's return value)."""
+
+    status: str
+    result: dict = field(default_factory=dict)
+    task: str | None = None
+    message: str | None = None
+
+
+@dataclass
+class RunResult:
+    """One runner invocation: ``status`` is runner's (successful, failed, canceled, timeout)."""
+
+    status: str
+    rc: int | None
+    hosts: dict[str, HostOutcome] = field(default_factory=dict)
+    artifacts: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "successful" and not self.failures()
+
+    def failures(self) -> list[str]:
+        """One line per failed or unreachable host, naming the task and the message."""
+        lines = []
+        for host, outcome in self.hosts.items():
+            if outcome.status != "ok":
+                where = f" in task {outcome.task!r}" if outcome.task else ""
+                lines.append(f"{host}: {outcome.status}{where}: {outcome.message or 'no message'}")
+        return lines
+
+
+class Runner(Protocol):
+    def inventory(self, sources: list[str]) -> dict:
+        """``ansible-inventory --list`` of ``sources`` as a dict."""
+
+    def playbook(self, *, playbook: str, limit: str, extravars: dict, private_data_dir: Path, ident: str,
+                 event_handler: EventHandler | None = None,
+                 cancel_callback: CancelCallback | None = None) -> RunResult:
+        """Run an entry playbook of the repository."""
+
+    def adhoc(self, *, module: str, module_args: str, host_pattern: str, private_data_dir: Path, ident: str,
+              become: bool = True) -> RunResult:
+        """Run one module on ``host_pattern``."""
+
+
+_FAILED_EVENTS = {"runner_on_failed": "failed", "runner_on_unreachable": "unreachable"}
+
+
+def outcome_collector(hosts: dict[str, HostOutcome], forward: EventHandler | None) -> EventHandler:
+    """An event handler recording per-host outcomes, then passing the event on."""
+
+    def handle(event: dict) -> bool:
+        kind = event.get("event")
+        data = event.get("event_data") or {}
+        host = data.get("host")
+        if host and kind in ("runner_on_ok", *_FAILED_EVENTS):
+            result = data.get("res") if isinstance(data.get("res"), dict) else {}
+            if kind == "runner_on_failed" and data.get("ignore_errors"):
+                kind = "runner_on_ok"
+            previous = hosts.get(host)
+            if kind == "runner_on_ok":
+                if previous is None or previous.status == "ok":
+                    hosts[host] = HostOutcome("ok", result, data.get("task"))
+            else:
+                hosts[host] = HostOutcome(_FAILED_EVENTS[kind], result, data.get("task"),
+                                          str(result.get("msg") or result.get("reason") or "")[:500] or None)
+        if forward is not None:
+            forward(event)
+        return True
+
+    return handle
+
+
+class AnsibleRunner:
+    """``Runner`` on top of ansible_runner, running the repository's own ansible.cfg."""
+
+    def __init__(self, repo: Path, inventory: str | None = None):
+        self.repo = repo
+        self.inventory_source = inventory or str(repo / "inventories")
+        # The ansible-* commands beside the Python running erpctl come first, so a venv
+        # need not be activated; runner looks commands up on this process's PATH.
+        bindir = str(Path(sys.executable).parent)
+        path = os.environ.get("PATH", "")
+        if bindir not in path.split(os.pathsep):
+            os.environ["PATH"] = bindir + (os.pathsep + path if path else "")
+        if shutil.which("ansible-playbook") is None:
+            raise ErpctlError("ansible-playbook not found on PATH or beside the Python running erpctl")
+        self._env = {"ANSIBLE_CONFIG": str(repo / "ansible.cfg"), "PATH": os.environ["PATH"]}
+
+    def _ansible_runner(self):
+        import ansible_runner  # imported late: it is slow to import and tests never need it
+
+        return ansible_runner
+
+    def inventory(self, sources: list[str]) -> dict:
+        runner = self._ansible_runner()
+        try:
+            out, err = runner.get_inventory(action="list", inventories=sources, response_format="json", quiet=True,
+                                            envvars=dict(self._env))
+        except Exception as exc:
+            raise ErpctlError(f"inventory {', '.join(sources)}: {exc}") from None
+        if not isinstance(out, dict):
+            first = next((line for line in str(err or out).splitlines() if line.strip()), "no output")
+            raise ErpctlError(f"inventory {', '.join(sources)}: {first.strip()}")
+        return out
+
+    def _run(self, private_data_dir: Path, ident: str, collected: dict, **kwargs) -> RunResult:
+        runner = self._ansible_runner()
+        private_data_dir.mkdir(parents=True, exist_ok=True)
+        result = runner.run(private_data_dir=str(private_data_dir), ident=ident, project_dir=str(self.repo),
+                            inventory=self.inventory_source, envvars=dict(self._env), quiet=True, **kwargs)
+        return RunResult(status=result.status, rc=result.rc, hosts=collected,
+                         artifacts=str(private_data_dir / "artifacts" / ident))
+
+    def playbook(self, *, playbook, limit, extravars, private_data_dir, ident, event_handler=None,
+                 cancel_callback=None) -> RunResult:
+        collected: dict[str, HostOutcome] = {}
+        return self._run(private_data_dir, ident, collected, playbook=str(self.repo / playbook), limit=limit,
+                         extravars=extravars, event_handler=outcome_collector(collected, event_handler),
+                         cancel_callback=cancel_callback)
+
+    def adhoc(self, *, module, module_args, host_pattern, private_data_dir, ident, become=True) -> RunResult:
+        collected: dict[str, HostOutcome] = {}
+        return self._run(private_data_dir, ident, collected, module=module, module_args=module_args,
+                         host_pattern=host_pattern, cmdline="--become" if become else None,
+                         event_handler=outcome_collector(collected, None))

@@ -1,0 +1,265 @@
+# Copyright (c) ERP operations team
+# Apache License 2.0 (see galaxy.yml)
+
+"""A fake environment for erpctl: a runner that simulates deploy.yml, rollback.yml and the
+ad hoc modules erpctl uses, and an HTTP fetch answering /health and /health/metrics the way
+the reference app would for the release each slot runs."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from dataclasses import dataclass, field
+
+from ansible_collections.erp.ops.plugins.module_utils._health import HttpResponse
+from erpctl.runner import HostOutcome, RunResult
+
+from erpctl import contract
+
+BUCKETS = ("0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1.0", "2.5", "5.0", "10.0", "+Inf")
+OTHER_SLOT = {"blue": "green", "green": "blue"}
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+@dataclass
+class FakeHost:
+    name: str
+    address: str
+    version: str = "1.0.0"
+    slot: str = "blue"
+    history: list = field(default_factory=list)
+    lock: str | None = None
+    release_file: bool = True
+    # what the slot that is not current runs (the warm old release after a switch)
+    other: str | None = None
+
+    def document(self):
+        return {"current": {"version": self.version, "digest": f"sha256:{self.version}", "slot": self.slot,
+                            "deployed_at": "2026-11-27T10:00:00Z", "deployed_by": "ops"},
+                "history": self.history}
+
+
+class FakeLab:
+    """Two (or more) app hosts, one LB, one DB; inventory and behaviour of the playbooks."""
+
+    def __init__(self, app_hosts=2, env="lab", clock=None, requests_per_poll=100):
+        self.env = env
+        self.clock = clock or FakeClock()
+        self.apps = {f"app{i}": FakeHost(f"app{i}", f"10.0.0.{10 + i}") for i in range(1, app_hosts + 1)}
+        self.calls = []  # (kind, name, limit/pattern, extravars/args)
+        self.fail_deploy = {}  # stage host -> message
+        self.fail_rollback = False
+        self.deploy_reports_wrong_version = False
+        self.interrupt_on_stage = None  # (stage number, Interrupt): press Ctrl-C during that deploy
+        self.interrupt_presses = 1
+        self.unreachable = set()
+        self.requests_per_poll = requests_per_poll
+        self.lb_unhealthy = False
+        self.fetches = {}
+        self.extra_hostvars = {}
+        self.deploy_count = 0
+        self.secret_in_failure = None
+
+    # -- inventory -------------------------------------------------------------------
+    def inventory_dict(self):
+        hostvars = {name: {"erp_internal_address": host.address, **self.extra_hostvars.get(name, {})}
+                    for name, host in self.apps.items()}
+        hostvars["lb1"] = {"erp_internal_address": "10.0.0.2"}
+        hostvars["db1"] = {"erp_internal_address": "10.0.0.3"}
+        return {"_meta": {"hostvars": hostvars}, "all": {"children": ["ungrouped", self.env]},
+                "erp_app": {"hosts": list(self.apps)}, "erp_lb": {"hosts": ["lb1"]}, "erp_db": {"hosts": ["db1"]},
+                self.env: {"children": ["erp_lb", "erp_db", "erp_app"]}}
+
+
+class FakeRunner:
+    def __init__(self, lab: FakeLab):
+        self.lab = lab
+
+    def inventory(self, sources):
+        self.lab.calls.append(("inventory", None, None, None))
+        return self.lab.inventory_dict()
+
+    # -- playbooks -------------------------------------------------------------------
+    def _emit(self, handler, cancel, events):
+        for event in events:
+            if handler is not None:
+                handler(event)
+            if cancel is not None and cancel():
+                return True
+        return False
+
+    def playbook(self, *, playbook, limit, extravars, private_data_dir, ident, event_handler=None,
+                 cancel_callback=None):
+        lab = self.lab
+        lab.calls.append(("playbook", playbook, limit, json.loads(json.dumps(extravars))))
+        hosts = {}
+        if playbook == contract.DEPLOY_PLAYBOOK:
+            targets = extravars[contract.VAR_ROLLOUT_HOSTS]
+            lab.deploy_count += 1
+            task = {"event": "playbook_on_task_start", "event_data": {"task": "Start the new slot"}}
+            if lab.interrupt_on_stage and lab.interrupt_on_stage[0] == lab.deploy_count:
+                for _ in range(lab.interrupt_presses):
+                    lab.interrupt_on_stage[1].press()
+            canceled = self._emit(event_handler, cancel_callback, [task])
+            for host in targets:
+                app = lab.apps[host]
+                if host in lab.fail_deploy:
+                    message = lab.fail_deploy[host]
+                    self._emit(event_handler, cancel_callback, [
+                        {"event": "runner_on_failed", "event_data": {"host": host, "task": "Gate on health",
+                                                                     "res": {"msg": message}}}])
+                    hosts[host] = HostOutcome("failed", {"msg": message}, "Gate on health", message)
+                    # like deploy.yml's rescue: the failing host went back to its old slot
+                    continue
+                app.other, app.version = app.version, extravars[contract.VAR_VERSION]
+                if lab.deploy_reports_wrong_version:
+                    app.version = app.other
+                app.slot = OTHER_SLOT[app.slot]
+                app.history.append({"version": app.version, "outcome": "deployed",
+                                    "started_at": f"2026-11-27T12:00:0{lab.deploy_count}Z"})
+                hosts[host] = HostOutcome("ok", {"changed": True}, "Start the new slot")
+                canceled = self._emit(event_handler, cancel_callback, [
+                    {"event": "runner_on_ok", "event_data": {"host": host, "task": "Start the new slot",
+                                                             "res": {"changed": True}}}]) or canceled
+            stats = {"event": "playbook_on_stats", "event_data": {}}
+            canceled = self._emit(event_handler, cancel_callback, [stats]) or canceled
+            status = "canceled" if canceled else ("failed" if any(o.status != "ok" for o in hosts.values())
+                                                  else "successful")
+            return RunResult(status, 1 if status != "successful" else 0, hosts, f"{private_data_dir}/{ident}")
+        if playbook == contract.ROLLBACK_PLAYBOOK:
+            for host in extravars[contract.VAR_ROLLBACK_HOSTS]:
+                app = lab.apps[host]
+                if lab.fail_rollback:
+                    hosts[host] = HostOutcome("failed", {}, "Switch back", "old slot did not become ready")
+                    continue
+                wanted = extravars.get(contract.VAR_VERSION) or app.other or app.version
+                if app.version != wanted:
+                    app.slot = OTHER_SLOT[app.slot]
+                    app.version, app.other = wanted, app.version
+                hosts[host] = HostOutcome("ok", {"changed": True}, "Switch back")
+            self._emit(event_handler, None, [{"event": "playbook_on_task_start",
+                                              "event_data": {"task": "Switch back"}}])
+            status = "failed" if lab.fail_rollback else "successful"
+            return RunResult(status, 2 if lab.fail_rollback else 0, hosts, f"{private_data_dir}/{ident}")
+        if playbook == contract.BACKUP_PLAYBOOK:
+            return RunResult("successful", 0, {"db1": HostOutcome("ok")}, f"{private_data_dir}/{ident}")
+        raise AssertionError(f"unexpected playbook {playbook}")
+
+    # -- ad hoc ----------------------------------------------------------------------
+    def adhoc(self, *, module, module_args, host_pattern, private_data_dir, ident, become=True):
+        lab = self.lab
+        lab.calls.append(("adhoc", module, host_pattern, module_args))
+        assert host_pattern == f"{lab.env}:&{contract.APP_GROUP}"
+        hosts = {}
+        for name, app in lab.apps.items():
+            if name in lab.unreachable:
+                hosts[name] = HostOutcome("unreachable", {}, module, "ssh: connect to host: Connection refused")
+                continue
+            hosts[name] = self._module(app, module, module_args)
+        status = "successful" if all(o.status == "ok" for o in hosts.values()) else "failed"
+        return RunResult(status, 0 if status == "successful" else 2, hosts, f"{private_data_dir}/{ident}")
+
+    def _module(self, app, module, module_args):
+        if module == "ansible.builtin.slurp":
+            path = json.loads(module_args)["src"] if module_args.startswith("{") else module_args.split("=", 1)[1]
+            if path == contract.RELEASE_FILE:
+                if not app.release_file:
+                    return HostOutcome("failed", {}, module, f"file not found: {path}")
+                content = json.dumps(app.document())
+            else:
+                if app.lock is None:
+                    return HostOutcome("failed", {}, module, f"file not found: {path}")
+                content = app.lock
+            return HostOutcome("ok", {"content": base64.b64encode(content.encode()).decode(), "encoding": "base64"})
+        args = json.loads(module_args)
+        if module == "ansible.builtin.stat":
+            return HostOutcome("ok", {"stat": {"exists": app.lock is not None}})
+        if module == "ansible.builtin.file":
+            app.lock = None
+            return HostOutcome("ok", {"changed": True})
+        if module == "ansible.builtin.command":
+            script = args["argv"][2]
+            if "set -C" in script:
+                if app.lock is not None:
+                    return HostOutcome("failed", {}, module, "cannot overwrite existing file")
+                app.lock = args["stdin"]
+                return HostOutcome("ok", {"changed": True})
+            needle = args["argv"][4]
+            if app.lock is not None and needle in app.lock:
+                app.lock = None
+            return HostOutcome("ok", {"changed": True})
+        raise AssertionError(f"unexpected module {module}")
+
+
+class FakeFetch:
+    """Answers like the reference app: health by release, metrics growing with each scrape."""
+
+    def __init__(self, lab: FakeLab):
+        self.lab = lab
+        self.scrapes = {}
+
+    def _app_at(self, address, port):
+        for app in self.lab.apps.values():
+            if app.address == address:
+                current_port = contract.DEFAULT_SLOT_PORTS[app.slot]
+                if int(port) == current_port:
+                    return app, app.version
+                return app, app.other
+        return None, None
+
+    def __call__(self, url, timeout):
+        match = re.fullmatch(r"http://([\d.]+):(\d+)(/.*)", url)
+        address, port, path = match.groups()
+        if address == "10.0.0.2":
+            status = 503 if self.lab.lb_unhealthy else 200
+            body = {"status": "fail" if self.lab.lb_unhealthy else "pass"}
+            return HttpResponse(status, "application/health+json", json.dumps(body).encode())
+        app, version = self._app_at(address, port)
+        if app is None or version is None or app.name in self.lab.unreachable:
+            raise ConnectionRefusedError(111, "Connection refused")
+        if path == contract.HEALTH_PATH:
+            failing = "never-ready" in version
+            body = {"status": "fail" if failing else "pass", "version": version,
+                    "checks": {"process:readiness": [{"status": "fail" if failing else "pass",
+                                                      "output": "faulted" if failing else None}]}}
+            return HttpResponse(503 if failing else 200, "application/health+json", json.dumps(body).encode())
+        if path == contract.METRICS_PATH:
+            key = (app.name, version)
+            self.scrapes[key] = self.scrapes.get(key, 0) + 1
+            return HttpResponse(200, "text/plain; version=0.0.4", metrics(version, self.scrapes[key],
+                                                                          self.lab.requests_per_poll).encode())
+        raise AssertionError(url)
+
+
+def metrics(version, scrape, per_scrape):
+    """Exposition text of an app after ``scrape`` scrapes of ``per_scrape`` user requests each."""
+    total = scrape * per_scrape
+    error_share = 0.3 if "errors-500" in version else 0.0
+    errors = round(total * error_share)
+    latency = 0.8 if "slow" in version else 0.02
+    lines = [
+        "# TYPE erp_http_requests_total counter",
+        f'erp_http_requests_total{{method="GET",route="/api/invoices",status="200"}} {total - errors}',
+        f'erp_http_requests_total{{method="GET",route="/health/ready",status="200"}} {scrape * 1000}',
+    ]
+    if errors:
+        lines.append(f'erp_http_requests_total{{method="GET",route="/api/invoices",status="500"}} {errors}')
+    lines.append("# TYPE erp_http_request_duration_seconds histogram")
+    for bound in BUCKETS:
+        count = total if bound == "+Inf" or float(bound) >= latency else 0
+        lines.append(f'erp_http_request_duration_seconds_bucket{{route="/api/invoices",le="{bound}"}} {count}')
+    lines.append(f'erp_http_request_duration_seconds_count{{route="/api/invoices"}} {total}')
+    lines.append(f'erp_http_request_duration_seconds_sum{{route="/api/invoices"}} {total * latency}')
+    lines.append(f'erp_build_info{{version="{version}",schema="0002"}} 1')
+    return "\n".join(lines) + "\n"
