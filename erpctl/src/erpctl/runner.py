@@ -7,15 +7,18 @@ fake with the same three methods; ``AnsibleRunner`` wraps ``ansible_runner``.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from erpctl.errors import ErpctlError
+from erpctl.progress import is_secret_name
 
 EventHandler = Callable[[dict], Any]
 CancelCallback = Callable[[], bool]
@@ -67,6 +70,13 @@ class Runner(Protocol):
     def adhoc(self, *, module: str, module_args: str, host_pattern: str, private_data_dir: Path, ident: str,
               become: bool = True) -> RunResult:
         """Run one module on ``host_pattern``."""
+
+
+def split_secret_vars(extravars: dict) -> tuple[dict, dict]:
+    """(public, secret) extra variables; secret ones have secret-looking names."""
+    public = {key: value for key, value in extravars.items() if not is_secret_name(key)}
+    secret = {key: value for key, value in extravars.items() if is_secret_name(key)}
+    return public, secret
 
 
 _FAILED_EVENTS = {"runner_on_failed": "failed", "runner_on_unreachable": "unreachable"}
@@ -141,9 +151,21 @@ class AnsibleRunner:
     def playbook(self, *, playbook, limit, extravars, private_data_dir, ident, event_handler=None,
                  cancel_callback=None) -> RunResult:
         collected: dict[str, HostOutcome] = {}
-        return self._run(private_data_dir, ident, collected, playbook=str(self.repo / playbook), limit=limit,
-                         extravars=extravars, event_handler=outcome_collector(collected, event_handler),
-                         cancel_callback=cancel_callback)
+        public, secret = split_secret_vars(extravars)
+        with tempfile.TemporaryDirectory(prefix="erpctl-") as scratch:
+            cmdline = None
+            if secret:
+                # runner puts extravars on the command line, which it records in the artifacts
+                # (and ps shows): secret-named ones go through a private file instead.
+                secret_file = Path(scratch) / "secret-vars.json"
+                descriptor = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+                    json.dump(secret, handle)
+                cmdline = f"-e @{secret_file}"
+            return self._run(private_data_dir, ident, collected, playbook=str(self.repo / playbook), limit=limit,
+                             extravars=public, cmdline=cmdline,
+                             event_handler=outcome_collector(collected, event_handler),
+                             cancel_callback=cancel_callback)
 
     def adhoc(self, *, module, module_args, host_pattern, private_data_dir, ident, become=True) -> RunResult:
         collected: dict[str, HostOutcome] = {}

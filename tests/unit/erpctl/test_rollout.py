@@ -1,0 +1,213 @@
+# Copyright (c) ERP operations team
+# Apache License 2.0 (see galaxy.yml)
+
+"""erpctl rollout end to end against the fake runner: stages, rollback, exit codes, Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import TtyInput
+from erpctl.session import Interrupt
+
+from erpctl import contract
+
+YES = ("--yes", "--bake", "30s", "--interval", "5s")
+
+
+def deploys(lab):
+    return [call[3] for call in lab.calls if call[:2] == ("playbook", contract.DEPLOY_PLAYBOOK)]
+
+
+def rollbacks(lab):
+    return [call[3] for call in lab.calls if call[:2] == ("playbook", contract.ROLLBACK_PLAYBOOK)]
+
+
+def versions(lab):
+    return {name: app.version for name, app in lab.apps.items()}
+
+
+def locks(lab):
+    return {name: app.lock for name, app in lab.apps.items() if app.lock is not None}
+
+
+def test_good_rollout_goes_stage_by_stage(erpctl, lab):
+    lab.apps.update({})
+    result = erpctl("rollout", "--env", "lab", "--version", "1.1.0", *YES)
+    assert result.code == 0, result.err
+    assert [d[contract.VAR_ROLLOUT_HOSTS] for d in deploys(lab)] == [["app1"], ["app2"]]
+    first = deploys(lab)[0]
+    assert first[contract.VAR_VERSION] == "1.1.0"
+    assert first[contract.VAR_ROLLOUT_BATCHES] == ["100%"]
+    assert first[contract.VAR_LOCK_ID] == deploys(lab)[1][contract.VAR_LOCK_ID]
+    assert all(call[2] == "lab" for call in lab.calls if call[0] == "playbook")
+    assert rollbacks(lab) == []
+    assert versions(lab) == {"app1": "1.1.0", "app2": "1.1.0"}
+    assert locks(lab) == {}
+    assert "stage 1 canary: app1 (1.0.0 -> 1.1.0)" in result.out
+    assert "erpctl: ok: lab is on 1.1.0" in result.out
+    report = result.report()
+    assert report["outcome"] == "succeeded" and report["exit_code"] == 0
+    assert [stage["outcome"] for stage in report["stages"]] == ["passed", "passed"]
+    assert report["stages"][0]["analysis"]["decision"]["verdict"] == "pass"
+    assert report["stages"][0]["analysis"]["new"]["requests"] == 100
+    assert report["user"]
+    assert result.audit()[-1]["outcome"] == "succeeded"
+
+
+def test_failed_stage_rolls_back_exactly_the_touched_hosts(erpctl, lab):
+    lab.apps["app3"] = type(lab.apps["app1"])("app3", "10.0.0.13")
+    lab.fail_deploy = {"app2": "erp_health: http://10.0.0.12:8002/health/ready: HTTP 503"}
+    result = erpctl("rollout", "--env", "lab", "--version", "1.1.0", "--stages", "canary,1", *YES)
+    assert result.code == 1, result.err
+    # app3 was never touched: stage 3 did not start, and it is not rolled back
+    assert [d[contract.VAR_ROLLOUT_HOSTS] for d in deploys(lab)] == [["app1"], ["app2"]]
+    assert rollbacks(lab) == [{contract.VAR_ROLLBACK_HOSTS: ["app1", "app2"], contract.VAR_VERSION: "1.0.0"}]
+    assert versions(lab) == {"app1": "1.0.0", "app2": "1.0.0", "app3": "1.0.0"}
+    assert locks(lab) == {}
+    assert "ROLLED BACK" in result.err and "HTTP 503" in result.err
+    report = result.report()
+    assert report["outcome"] == "rolled-back"
+    assert report["stages"][1]["outcome"] == "failed"
+    assert report["rollback"][0]["hosts"] == ["app1", "app2"]
+
+
+def test_failed_analysis_rolls_back_before_the_second_stage(erpctl, lab):
+    result = erpctl("rollout", "--env", "lab", "--version", "1.1.0-fault-errors-500", *YES)
+    assert result.code == 1
+    assert [d[contract.VAR_ROLLOUT_HOSTS] for d in deploys(lab)] == [["app1"]]
+    assert rollbacks(lab) == [{contract.VAR_ROLLBACK_HOSTS: ["app1"], contract.VAR_VERSION: "1.0.0"}]
+    assert versions(lab) == {"app1": "1.0.0", "app2": "1.0.0"}
+    decision = result.report()["stages"][0]["analysis"]["decision"]
+    assert decision["verdict"] == "fail"
+    assert any("error rate 30.00%" in reason for reason in decision["reasons"])
+    assert "canary analysis failed: error rate 30.00%" in result.err
+
+
+def test_unhealthy_canary_ends_the_bake_at_once(erpctl, lab):
+    result = erpctl("rollout", "--env", "lab", "--version", "1.1.0-fault-never-ready", "--yes", "--bake", "10m")
+    assert result.code == 1
+    analysis = result.report()["stages"][0]["analysis"]
+    assert analysis["stopped"] == "health" and analysis["polls"] == 1
+    assert rollbacks(lab)[0][contract.VAR_ROLLBACK_HOSTS] == ["app1"]
+
+
+def test_slow_release_fails_on_latency(erpctl, lab):
+    lab.apps["app3"] = type(lab.apps["app1"])("app3", "10.0.0.13")
+    result = erpctl("rollout", "--env", "lab", "--version", "1.1.0-slow", *YES)
+    assert result.code == 1
+    reasons = result.report()["stages"][0]["analysis"]["decision"]["reasons"]
+    assert any("latency p95" in reason for reason in reasons), reasons
+
+
+def test_insufficient_traffic_policy(erpctl, lab):
+    lab.requests_per_poll = 10
+    refused = erpctl("rollout", "--env", "lab", "--version", "1.1.0", *YES)
+    assert refused.code == 1
+    assert "insufficient traffic: 10 requests" in refused.err
+    assert refused.report()["stages"][0]["analysis"]["decision"]["verdict"] == "insufficient-traffic"
+    passed = erpctl("rollout", "--env", "lab", "--version", "1.2.0", *YES, "--on-insufficient-traffic", "pass")
+    assert passed.code == 0, passed.err
+
+
+def test_host_reporting_the_old_version_fails_the_stage(erpctl, lab):
+    lab.deploy_reports_wrong_version = True
+    result = erpctl("rollout", "--env", "lab", "--version", "1.1.0", *YES)
+    assert result.code == 1
+    assert "app1 reports 1.0.0" in result.report()["failure"]
+
+
+def test_failed_rollback_exits_2(erpctl, lab):
+    lab.fail_deploy = {"app1": "boom"}
+    lab.fail_rollback = True
+    result = erpctl("rollout", "--env", "lab", "--version", "1.1.0", *YES)
+    assert result.code == 2
+    assert "ROLLBACK FAILED" in result.err
+    assert result.report()["outcome"] == "failed"
+    assert locks(lab) == {}
+
+
+def test_rollback_checks_what_the_hosts_report(erpctl, lab):
+    lab.fail_deploy = {"app2": "boom"}
+    result = erpctl("rollout", "--env", "lab", "--version", "1.1.0", *YES)
+    assert result.code == 1
+    assert result.report()["rollback"][-1]["verify"]["app1"]["version"] == "1.0.0"
+
+
+def test_interrupt_rolls_back_touched_hosts_and_exits_130(erpctl, lab):
+    interrupt = Interrupt()
+    lab.interrupt_on_stage = (2, interrupt)
+    lab.apps["app3"] = type(lab.apps["app1"])("app3", "10.0.0.13")
+    result = erpctl("rollout", "--env", "lab", "--version", "1.1.0", "--stages", "canary,1", *YES,
+                    interrupt=interrupt)
+    assert result.code == 130
+    assert [d[contract.VAR_ROLLOUT_HOSTS] for d in deploys(lab)] == [["app1"], ["app2"]]
+    assert rollbacks(lab)[0][contract.VAR_ROLLBACK_HOSTS] == ["app1", "app2"]
+    assert versions(lab) == {"app1": "1.0.0", "app2": "1.0.0", "app3": "1.0.0"}
+    assert locks(lab) == {}
+    assert result.report()["outcome"] == "interrupted"
+
+
+def test_interrupt_cancels_at_the_next_task_boundary(erpctl, lab):
+    interrupt = Interrupt()
+    lab.interrupt_on_stage = (1, interrupt)
+    result = erpctl("rollout", "--env", "lab", "--version", "1.1.0", *YES, interrupt=interrupt)
+    assert result.code == 130
+    stage = result.report()["stages"][0]
+    assert stage["deploy"]["status"] == "canceled"
+    assert stage["outcome"] == "interrupted"
+    assert len(deploys(lab)) == 1
+    # the stage's host counts as touched: it may have been switched before the cancel
+    assert rollbacks(lab)[0][contract.VAR_ROLLBACK_HOSTS] == ["app1"]
+
+
+def test_no_rollback_on_interrupt(erpctl, lab):
+    interrupt = Interrupt()
+    lab.interrupt_on_stage = (1, interrupt)
+    result = erpctl("rollout", "--env", "lab", "--version", "1.1.0", *YES, "--no-rollback-on-interrupt",
+                    interrupt=interrupt)
+    assert result.code == 130
+    assert rollbacks(lab) == []
+    assert locks(lab) == {}
+    assert "no rollback" in result.err and "app1 may run 1.1.0" in result.err
+
+
+def test_dry_run_changes_nothing(erpctl, lab):
+    result = erpctl("rollout", "--env", "lab", "--version", "1.1.0", "--dry-run")
+    assert result.code == 0
+    assert deploys(lab) == [] and locks(lab) == {}
+    assert "stage 2 50%: app2 (1.0.0 -> 1.1.0)" in result.out
+    assert result.report()["outcome"] == "dry-run"
+
+
+def test_json_prints_the_report(erpctl, lab):
+    result = erpctl("rollout", "--env", "lab", "--version", "1.1.0", *YES, "--json")
+    assert result.code == 0
+    report = json.loads(result.out)
+    assert report["outcome"] == "succeeded"
+    assert report["plan"]["stages"][0]["hosts"] == ["app1"]
+    assert "stage 1/2 canary" in result.err  # progress went to stderr
+
+
+def test_lock_held_is_refused(erpctl, lab):
+    lab.apps["app2"].lock = json.dumps({"id": "other", "user": "bob", "started_at": "2026-11-27T09:00:00Z",
+                                        "version": "1.0.1", "message": "hotfix"})
+    result = erpctl("rollout", "--env", "lab", "--version", "1.1.0", *YES)
+    assert result.code == 3
+    assert "held by bob since 2026-11-27T09:00:00Z for 1.0.1 (hotfix) on app2" in result.err
+    assert deploys(lab) == []
+    # what we took on app1 was given back; bob's lock stays
+    assert list(locks(lab)) == ["app2"]
+    assert result.report()["outcome"] == "refused"
+
+
+def test_confirmation(erpctl, lab):
+    no_tty = erpctl("rollout", "--env", "lab", "--version", "1.1.0")
+    assert no_tty.code == 3
+    assert "stdin is not a terminal; pass --yes" in no_tty.err
+    declined = erpctl("rollout", "--env", "lab", "--version", "1.1.0", stdin=TtyInput("n\n"))
+    assert declined.code == 3 and "declined" in declined.err
+    assert deploys(lab) == []
+    accepted = erpctl("rollout", "--env", "lab", "--version", "1.1.0", "--bake", "0", stdin=TtyInput("y\n"))
+    assert accepted.code == 0
+    assert accepted.report()["stages"][0]["analysis"]["decision"]["verdict"] == "skipped"
