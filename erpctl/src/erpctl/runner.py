@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from erpctl.errors import ErpctlError
-from erpctl.progress import is_secret_name
+from erpctl.progress import MASK, is_secret_name
 
 EventHandler = Callable[[dict], Any]
 CancelCallback = Callable[[], bool]
@@ -77,6 +77,22 @@ def split_secret_vars(extravars: dict) -> tuple[dict, dict]:
     public = {key: value for key, value in extravars.items() if not is_secret_name(key)}
     secret = {key: value for key, value in extravars.items() if is_secret_name(key)}
     return public, secret
+
+
+def scrub_command_artifact(path: Path) -> None:
+    """Mask secret-named environment variables in runner's ``command`` artifact.
+
+    Runner records the whole environment of ansible-playbook there; a vault password or an
+    API token exported in the operator's shell must not end up in the artifacts.
+    """
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    env = document.get("env") if isinstance(document, dict) else None
+    if isinstance(env, dict):
+        document["env"] = {key: (MASK if is_secret_name(key) else value) for key, value in env.items()}
+        path.write_text(json.dumps(document), encoding="utf-8")
 
 
 _FAILED_EVENTS = {"runner_on_failed": "failed", "runner_on_unreachable": "unreachable"}
@@ -145,8 +161,9 @@ class AnsibleRunner:
         private_data_dir.mkdir(parents=True, exist_ok=True)
         result = runner.run(private_data_dir=str(private_data_dir), ident=ident, project_dir=str(self.repo),
                             inventory=self.inventory_source, envvars=dict(self._env), quiet=True, **kwargs)
-        return RunResult(status=result.status, rc=result.rc, hosts=collected,
-                         artifacts=str(private_data_dir / "artifacts" / ident))
+        artifacts = private_data_dir / "artifacts" / ident
+        scrub_command_artifact(artifacts / "command")
+        return RunResult(status=result.status, rc=result.rc, hosts=collected, artifacts=str(artifacts))
 
     def playbook(self, *, playbook, limit, extravars, private_data_dir, ident, event_handler=None,
                  cancel_callback=None) -> RunResult:

@@ -206,3 +206,17 @@ def test_slurp_result_decoding():
     assert parse_release_document("h", text).slot == "blue"
     assert parse_release_document("h", "{").error.startswith("/var/lib/erp/release.json is not JSON")
     assert parse_release_document("h", '{"current": {}}').error.endswith("has no current.version")
+
+
+def test_runner_artifacts_keep_no_secret(tmp_path):
+    from erpctl.runner import scrub_command_artifact, split_secret_vars
+
+    command = tmp_path / "command"
+    command.write_text(json.dumps({"command": ["ansible-playbook"], "env": {"PATH": "/bin", "GITHUB_TOKEN": "t0k",
+                                                                           "ANSIBLE_VAULT_PASSWORD": "pw"}}))
+    scrub_command_artifact(command)
+    env = json.loads(command.read_text())["env"]
+    assert env == {"PATH": "/bin", "GITHUB_TOKEN": MASK, "ANSIBLE_VAULT_PASSWORD": MASK}
+    public, secret = split_secret_vars({"erp_version": "1", "vault_erp_secret_key": "k", "erp_api_token": "t"})
+    assert public == {"erp_version": "1"}
+    assert secret == {"vault_erp_secret_key": "k", "erp_api_token": "t"}
