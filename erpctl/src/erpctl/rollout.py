@@ -127,6 +127,9 @@ class Rollout:
         results = self.report.setdefault("stages", [])
         for stage in stages:
             label = _run_label(stage, len(stages))
+            if self.s.interrupt.requested and not self.touched:
+                return self._finish("interrupted", ExitCode.INTERRUPTED, "interrupted before the first stage; "
+                                    "nothing changed")
             self.s.progress.set_phase(label, f"deploying {self.opts.version} to {', '.join(stage.hosts)}")
             self.touched.extend(host for host in stage.hosts if host not in self.touched)
             record = {"number": stage.number, "name": stage.name, "hosts": list(stage.hosts)}

@@ -159,6 +159,9 @@ class AnsibleRunner:
     def _run(self, private_data_dir: Path, ident: str, collected: dict, **kwargs) -> RunResult:
         runner = self._ansible_runner()
         private_data_dir.mkdir(parents=True, exist_ok=True)
+        # Without a cancel_callback runner installs its own SIGINT handler for good, and
+        # erpctl's Ctrl-C handling (session.Interrupt) would never hear of a later Ctrl-C.
+        kwargs["cancel_callback"] = kwargs.get("cancel_callback") or (lambda: False)
         result = runner.run(private_data_dir=str(private_data_dir), ident=ident, project_dir=str(self.repo),
                             inventory=self.inventory_source, envvars=dict(self._env), quiet=True, **kwargs)
         artifacts = private_data_dir / "artifacts" / ident

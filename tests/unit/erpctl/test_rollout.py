@@ -211,3 +211,13 @@ def test_confirmation(erpctl, lab):
     accepted = erpctl("rollout", "--env", "lab", "--version", "1.1.0", "--bake", "0", stdin=TtyInput("y\n"))
     assert accepted.code == 0
     assert accepted.report()["stages"][0]["analysis"]["decision"]["verdict"] == "skipped"
+
+
+def test_interrupt_before_the_first_stage_changes_nothing(erpctl, lab):
+    interrupt = Interrupt()
+    interrupt.press()
+    result = erpctl("rollout", "--env", "lab", "--version", "1.1.0", *YES, interrupt=interrupt)
+    assert result.code == 130
+    assert deploys(lab) == [] and rollbacks(lab) == []
+    assert locks(lab) == {}
+    assert "nothing changed" in result.err
