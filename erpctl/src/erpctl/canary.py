@@ -49,12 +49,33 @@ def scrape(target: Target, fetch, timeout: float):
         raise ValueError(f"{url}: {exc}") from None
 
 
-def _scrape_all(targets, fetch, timeout, into: dict, errors: dict):
-    for target in targets:
-        try:
-            into[target.host] = scrape(target, fetch, timeout)
-        except ValueError as exc:
-            errors[target.host] = str(exc)
+class _Scraper:
+    """Scrapes every app host once per poll: the first good scrape of a host is its
+    ``before``, the latest its ``after``; a changed process start time is a restart."""
+
+    def __init__(self, apps, fetch, timeout, observation):
+        self.apps, self.fetch, self.timeout, self.observation = apps, fetch, timeout, observation
+        self.started = {}
+
+    def round(self):
+        errors = {}
+        for target in self.apps:
+            try:
+                samples = scrape(target, self.fetch, self.timeout)
+            except ValueError as exc:
+                errors[target.host] = str(exc)
+                continue
+            self.observation.before.setdefault(target.host, samples)
+            self.observation.after[target.host] = samples
+            started = prometheus.sum_samples(samples, contract.START_TIME_METRIC) or None
+            previous = self.started.get(target.host)
+            if started is not None and previous is not None and started != previous:
+                self.observation.health_failures.setdefault(target.host, []).append(
+                    f"{target.base_url}: the process restarted during the bake window")
+            if started is not None:
+                self.started[target.host] = started
+        # Only the latest round's failures count: the figures end with the latest good scrape.
+        self.observation.scrape_errors = errors
 
 
 def _poll(target: Target, fetch, timeout, clock):
@@ -66,14 +87,15 @@ def observe(targets: list[Target], duration: float, interval: float, fetch, thre
             clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
             should_stop: Callable[[], bool] = lambda: False, timeout: float = 5.0,
             on_poll: Callable[[int, float, Observation], None] | None = None) -> Observation:
-    """Watch ``targets`` for ``duration`` seconds, polling health every ``interval``.
+    """Watch ``targets`` for ``duration`` seconds, polling health and metrics every ``interval``.
 
     Stops early when the new release has more unhealthy polls than allowed (no reason to
     keep users on it) or when ``should_stop()`` (Ctrl-C) says so.
     """
     observation = Observation()
     apps = [target for target in targets if target.group in ("new", "old")]
-    _scrape_all(apps, fetch, timeout, observation.before, {})
+    scraper = _Scraper(apps, fetch, timeout, observation)
+    scraper.round()
     start = clock()
     while True:
         observation.polls += 1
@@ -85,6 +107,7 @@ def observe(targets: list[Target], duration: float, interval: float, fetch, thre
                 observation.lb_failures.append(result["reason"])
             else:
                 observation.health_failures.setdefault(target.host, []).append(result["reason"])
+        scraper.round()
         observation.elapsed = clock() - start
         if on_poll is not None:
             on_poll(observation.polls, observation.elapsed, observation)
@@ -104,7 +127,6 @@ def observe(targets: list[Target], duration: float, interval: float, fetch, thre
         if should_stop():
             observation.stopped = "interrupted"
             break
-    _scrape_all(apps, fetch, timeout, observation.after, observation.scrape_errors)
     observation.elapsed = clock() - start
     return observation
 

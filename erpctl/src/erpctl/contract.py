@@ -48,6 +48,7 @@ METRICS_PATH = "/health/metrics"
 # Metric names from docs/app-contract.md, section 4.2. Health and metrics routes are
 # excluded so the load balancer's own checks do not dilute the user traffic analysed.
 REQUESTS_METRIC = "erp_http_requests_total"
+START_TIME_METRIC = "erp_process_start_time_seconds"
 DURATION_METRIC = "erp_http_request_duration_seconds"
 USER_ROUTES = 'route!~"/health.*"'
 TOTAL_SELECTOR = f"{REQUESTS_METRIC}{{{USER_ROUTES}}}"

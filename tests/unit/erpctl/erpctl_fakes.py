@@ -262,4 +262,6 @@ def metrics(version, scrape, per_scrape):
     lines.append(f'erp_http_request_duration_seconds_count{{route="/api/invoices"}} {total}')
     lines.append(f'erp_http_request_duration_seconds_sum{{route="/api/invoices"}} {total * latency}')
     lines.append(f'erp_build_info{{version="{version}",schema="0002"}} 1')
+    # a crash-looping build restarts between scrapes: a new start time, counters from zero
+    lines.append(f"erp_process_start_time_seconds {1000 + scrape if 'crashloop' in version else 1000}")
     return "\n".join(lines) + "\n"

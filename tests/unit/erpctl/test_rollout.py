@@ -50,7 +50,9 @@ def test_good_rollout_goes_stage_by_stage(erpctl, lab):
     assert report["outcome"] == "succeeded" and report["exit_code"] == 0
     assert [stage["outcome"] for stage in report["stages"]] == ["passed", "passed"]
     assert report["stages"][0]["analysis"]["decision"]["verdict"] == "pass"
-    assert report["stages"][0]["analysis"]["new"]["requests"] == 100
+    # 30 s bake polled every 5 s: 7 polls after the first scrape, 100 user requests between scrapes
+    assert report["stages"][0]["analysis"]["polls"] == 7
+    assert report["stages"][0]["analysis"]["new"]["requests"] == 700
     assert report["user"]
     assert result.audit()[-1]["outcome"] == "succeeded"
 
@@ -101,10 +103,10 @@ def test_slow_release_fails_on_latency(erpctl, lab):
 
 
 def test_insufficient_traffic_policy(erpctl, lab):
-    lab.requests_per_poll = 10
+    lab.requests_per_poll = 1
     refused = erpctl("rollout", "--env", "lab", "--version", "1.1.0", *YES)
     assert refused.code == 1
-    assert "insufficient traffic: 10 requests" in refused.err
+    assert "insufficient traffic: 7 requests" in refused.err
     assert refused.report()["stages"][0]["analysis"]["decision"]["verdict"] == "insufficient-traffic"
     passed = erpctl("rollout", "--env", "lab", "--version", "1.2.0", *YES, "--on-insufficient-traffic", "pass")
     assert passed.code == 0, passed.err
@@ -221,3 +223,11 @@ def test_interrupt_before_the_first_stage_changes_nothing(erpctl, lab):
     assert deploys(lab) == [] and rollbacks(lab) == []
     assert locks(lab) == {}
     assert "nothing changed" in result.err
+
+
+def test_restarting_canary_fails_even_when_health_passes(erpctl, lab):
+    result = erpctl("rollout", "--env", "lab", "--version", "1.1.0-crashloop", *YES)
+    assert result.code == 1
+    reasons = result.report()["stages"][0]["analysis"]["decision"]["reasons"]
+    assert any("restarted during the bake window" in reason for reason in reasons), reasons
+    assert rollbacks(lab)[0][contract.VAR_ROLLBACK_HOSTS] == ["app1"]
