@@ -153,17 +153,7 @@ def _rollout_options(args):
 
 
 def _make_confirm(session, yes: bool):
-    def confirm(question: str) -> None:
-        if yes:
-            return
-        if not session.stdin.isatty():
-            raise ErpctlError("refusing without confirmation: stdin is not a terminal; pass --yes")
-        session.err.write(f"{question} [y/N] ")
-        session.err.flush()
-        if session.stdin.readline().strip().lower() not in ("y", "yes"):
-            raise ErpctlError("declined; nothing changed")
-
-    return confirm
+    return lambda question: session.confirm(question, yes)
 
 
 def _check_playbooks(repo: Path, names: list[str]) -> None:

@@ -54,18 +54,6 @@ def _run_label(stage: Stage, total: int) -> str:
     return f"stage {stage.number}/{total} {stage.name}"
 
 
-def _confirm(session: Session, opts: RolloutOptions) -> None:
-    if opts.yes:
-        return
-    if not session.stdin.isatty():
-        raise ErpctlError("refusing to roll out without confirmation: stdin is not a terminal; pass --yes")
-    session.err.write(f"Roll out {opts.version} to {opts.env}? [y/N] ")
-    session.err.flush()
-    answer = session.stdin.readline().strip().lower()
-    if answer not in ("y", "yes"):
-        raise ErpctlError("rollout declined; nothing changed")
-
-
 def _plan_lines(stages: list[Stage], before: dict[str, HostRelease], opts: RolloutOptions) -> list[str]:
     lines = [f"plan: {opts.env} -> {opts.version}, {len(stages)} stage(s), bake {format_duration(opts.bake)} "
              "after each"]
@@ -86,6 +74,8 @@ class Rollout:
         self.last_old: analysis.GroupFigures | None = None
         self.outcome = "refused"
         self.message: str | None = None
+        self.after: dict[str, HostRelease] = {}
+        self.lb_hosts: list[str] = []
 
     # -- the steps
     def run(self) -> ExitCode:
@@ -106,7 +96,7 @@ class Rollout:
             self.s.progress.line(line)
         if opts.dry_run:
             return self._finish("dry-run", ExitCode.OK, "dry run: nothing changed")
-        _confirm(self.s, opts)
+        self.s.confirm(f"Roll out {opts.version} to {opts.env}?", opts.yes)
 
         document = lock.new_lock_document(opts.version, opts.message)
         acquired, refused = lock.acquire(self.s.runner, opts.env, document, self.s.run_dir)

@@ -61,3 +61,17 @@ class Session:
     def __post_init__(self):
         if self.sleep is None:
             self.sleep = self.interrupt.sleep
+
+    def confirm(self, question: str, yes: bool) -> None:
+        """Ask ``question`` on the terminal unless ``yes``; refuse (exit 3) without a terminal."""
+        from erpctl.errors import ErpctlError
+
+        if yes:
+            return
+        if not self.stdin.isatty():
+            raise ErpctlError("refusing without confirmation: stdin is not a terminal; pass --yes")
+        self.progress.close()
+        self.err.write(f"{question} [y/N] ")
+        self.err.flush()
+        if self.stdin.readline().strip().lower() not in ("y", "yes"):
+            raise ErpctlError("declined; nothing changed")

@@ -231,3 +231,19 @@ def test_restarting_canary_fails_even_when_health_passes(erpctl, lab):
     reasons = result.report()["stages"][0]["analysis"]["decision"]["reasons"]
     assert any("restarted during the bake window" in reason for reason in reasons), reasons
     assert rollbacks(lab)[0][contract.VAR_ROLLBACK_HOSTS] == ["app1"]
+
+
+def test_hosts_on_different_releases_go_back_to_their_own(erpctl, lab):
+    lab.apps["app2"].version = "1.0.1"
+    lab.apps["app3"] = type(lab.apps["app1"])("app3", "10.0.0.13", release_file=False)  # never deployed
+    lab.fail_deploy = {"app3": "boom"}
+    result = erpctl("rollout", "--env", "lab", "--version", "1.1.0", "--stages", "canary,1", *YES)
+    assert result.code == 1
+    assert "app3 (unknown -> 1.1.0)" in result.out
+    assert rollbacks(lab) == [
+        {contract.VAR_ROLLBACK_HOSTS: ["app1"], contract.VAR_VERSION: "1.0.0"},
+        {contract.VAR_ROLLBACK_HOSTS: ["app2"], contract.VAR_VERSION: "1.0.1"},
+        # no known release to return to: rollback.yml takes it from the host's history
+        {contract.VAR_ROLLBACK_HOSTS: ["app3"]},
+    ]
+    assert versions(lab) == {"app1": "1.0.0", "app2": "1.0.1", "app3": "1.0.0"}
