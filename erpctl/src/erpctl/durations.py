@@ -37,9 +37,9 @@ def parse_duration(text: str, option: str = "duration") -> float:
 
 
 def format_duration(seconds: float) -> str:
-    """``75`` -> ``1m15s``; ``0.5`` -> ``0.5s``."""
+    """``75`` -> ``1m15s``; ``0.5`` -> ``0.5s``; ``0.031`` -> ``0s``."""
     if seconds < 60:
-        return f"{seconds:g}s"
+        return f"{round(seconds, 1):g}s"
     minutes, rest = divmod(round(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     text = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "")

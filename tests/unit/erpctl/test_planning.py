@@ -67,7 +67,9 @@ def test_bad_duration(text):
     assert caught.value.message.startswith("--bake: ")
 
 
-@pytest.mark.parametrize("seconds, text", [(0.5, "0.5s"), (60, "1m"), (90, "1m30s"), (3723, "1h2m3s")])
+@pytest.mark.parametrize("seconds, text", [
+    (0.5, "0.5s"), (0.031671, "0s"), (12.345, "12.3s"), (60, "1m"), (90, "1m30s"), (3723, "1h2m3s"),
+])
 def test_format_duration(seconds, text):
     assert format_duration(seconds) == text
 
