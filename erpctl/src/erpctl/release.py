@@ -31,6 +31,7 @@ class HostRelease:
     current: dict = field(default_factory=dict)
     history: list = field(default_factory=list)
     error: str | None = None
+    unreachable: bool = False
 
     @property
     def version(self) -> str | None:
@@ -84,7 +85,8 @@ def read_releases(runner, env: str, hosts: list[str], private_data_dir: Path, id
             message = outcome.message or outcome.status
             if "No such file" in message or "not found" in message.lower():
                 message = f"{contract.RELEASE_FILE} not found (never deployed by deploy.yml?)"
-            releases[host] = HostRelease(host, error=f"{outcome.status}: {message}")
+            releases[host] = HostRelease(host, error=f"{outcome.status}: {message}",
+                                         unreachable=outcome.status == "unreachable")
         else:
             try:
                 releases[host] = parse_release_document(host, decode_slurp(outcome.result))

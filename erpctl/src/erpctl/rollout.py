@@ -84,7 +84,16 @@ class Rollout:
         app_hosts = self.inv.env_hosts(opts.env, contract.APP_GROUP)
         self.lb_hosts = self.inv.env_hosts(opts.env, contract.LB_GROUP)
         stages = plan_stages(app_hosts, opts.stages)
+        if opts.bake > 0:
+            # Every URL the bake will need, checked before anything changes.
+            for host in app_hosts:
+                app_base_url(host, self.inv.hostvars(host), next(iter(contract.DEFAULT_SLOT_PORTS)))
+            for host in self.lb_hosts:
+                lb_base_url(host, self.inv.hostvars(host))
         self.before = read_releases(self.s.runner, opts.env, app_hosts, self.s.run_dir, "releases-before")
+        down = [f"{host} ({rel.error})" for host, rel in self.before.items() if rel.unreachable]
+        if down:
+            raise ErpctlError(f"unreachable before the rollout, nothing changed: {'; '.join(down)}")
         self.report["plan"] = {
             "stages": [{"number": st.number, "name": st.name, "hosts": list(st.hosts)} for st in stages],
             "current": {host: (rel.current or {"error": rel.error}) for host, rel in self.before.items()},
@@ -124,15 +133,21 @@ class Rollout:
             self.touched.extend(host for host in stage.hosts if host not in self.touched)
             record = {"number": stage.number, "name": stage.name, "hosts": list(stage.hosts)}
             results.append(record)
-            failure = self._deploy(stage, label, lock_id, record)
-            if self.s.interrupt.requested:
-                return self._interrupted(record)
-            if failure is None:
-                failure = self._verify(stage, record)
-            if failure is None:
-                failure = self._bake(stage, label, record)
+            try:
+                failure = self._deploy(stage, label, lock_id, record)
                 if self.s.interrupt.requested:
                     return self._interrupted(record)
+                if failure is None:
+                    failure = self._verify(stage, record)
+                if failure is None:
+                    failure = self._bake(stage, label, record)
+                    if self.s.interrupt.requested:
+                        return self._interrupted(record)
+            except ErpctlError as exc:
+                # Hosts may already run the new release: a problem now is a failed stage, not a refusal.
+                failure = exc.message
+            except Exception as exc:  # whatever broke, the touched hosts go back
+                failure = f"internal error: {type(exc).__name__}: {exc}"
             if failure is not None:
                 record["outcome"] = "failed"
                 self.report["failure"] = failure
@@ -160,7 +175,7 @@ class Rollout:
             return None
         if run.status == "canceled":
             return "deploy canceled"
-        detail = "; ".join(run.failures()) or f"runner status {run.status}, rc {run.rc}"
+        detail = "; ".join(run.failures()) or f"runner status {run.status}, rc {run.rc} (see {run.artifacts}/stdout)"
         return f"deploy.yml failed: {detail}"
 
     def _verify(self, stage: Stage, record: dict) -> str | None:

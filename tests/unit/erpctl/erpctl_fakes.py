@@ -69,7 +69,7 @@ class FakeLab:
         self.fetches = {}
         self.extra_hostvars = {}
         self.deploy_count = 0
-        self.secret_in_failure = None
+        self.fetch_explodes = False
 
     # -- inventory -------------------------------------------------------------------
     def inventory_dict(self):
@@ -219,6 +219,8 @@ class FakeFetch:
         return None, None
 
     def __call__(self, url, timeout):
+        if self.lab.fetch_explodes:
+            raise RuntimeError("bug in the probe")
         match = re.fullmatch(r"http://([\d.]+):(\d+)(/.*)", url)
         address, port, path = match.groups()
         if address == "10.0.0.2":

@@ -247,3 +247,29 @@ def test_hosts_on_different_releases_go_back_to_their_own(erpctl, lab):
         {contract.VAR_ROLLBACK_HOSTS: ["app3"]},
     ]
     assert versions(lab) == {"app1": "1.0.0", "app2": "1.0.1", "app3": "1.0.0"}
+
+
+def test_unreachable_host_refuses_the_rollout(erpctl, lab):
+    lab.unreachable = {"app2"}
+    result = erpctl("rollout", "--env", "lab", "--version", "1.1.0", *YES)
+    assert result.code == 3
+    assert "unreachable before the rollout, nothing changed: app2" in result.err
+    assert deploys(lab) == []
+
+
+def test_missing_address_refuses_before_any_change(erpctl, lab):
+    lab.apps["app2"].address = None
+    lab.extra_hostvars = {"app2": {"erp_internal_address": None}}
+    result = erpctl("rollout", "--env", "lab", "--version", "1.1.0", *YES)
+    assert result.code == 3
+    assert "app2 has no erp_internal_address" in result.err
+    assert deploys(lab) == []
+
+
+def test_an_error_after_hosts_changed_still_rolls_back(erpctl, lab):
+    lab.fetch_explodes = True
+    result = erpctl("rollout", "--env", "lab", "--version", "1.1.0", *YES)
+    assert result.code == 1
+    assert "internal error: RuntimeError: bug in the probe" in result.err
+    assert rollbacks(lab)[0][contract.VAR_ROLLBACK_HOSTS] == ["app1"]
+    assert "Traceback" not in result.err
