@@ -70,6 +70,7 @@ class FakeLab:
         self.extra_hostvars = {}
         self.deploy_count = 0
         self.fetch_explodes = False
+        self.interrupt_on_rollback = None  # an Interrupt: press Ctrl-C during rollback.yml
 
     # -- inventory -------------------------------------------------------------------
     def inventory_dict(self):
@@ -138,6 +139,10 @@ class FakeRunner:
                                                   else "successful")
             return RunResult(status, 1 if status != "successful" else 0, hosts, f"{private_data_dir}/{ident}")
         if playbook == contract.ROLLBACK_PLAYBOOK:
+            if lab.interrupt_on_rollback is not None:
+                lab.interrupt_on_rollback.press()
+                if cancel_callback():
+                    return RunResult("canceled", 254, {}, f"{private_data_dir}/{ident}")
             for host in extravars[contract.VAR_ROLLBACK_HOSTS]:
                 app = lab.apps[host]
                 if lab.fail_rollback:

@@ -273,3 +273,14 @@ def test_an_error_after_hosts_changed_still_rolls_back(erpctl, lab):
     assert "internal error: RuntimeError: bug in the probe" in result.err
     assert rollbacks(lab)[0][contract.VAR_ROLLBACK_HOSTS] == ["app1"]
     assert "Traceback" not in result.err
+
+
+def test_ctrl_c_during_the_rollback_abandons_it_and_exits_2(erpctl, lab):
+    interrupt = Interrupt()
+    lab.fail_deploy = {"app1": "boom"}
+    lab.interrupt_on_rollback = interrupt
+    result = erpctl("rollout", "--env", "lab", "--version", "1.1.0", *YES, interrupt=interrupt)
+    assert result.code == 2
+    assert "ROLLBACK FAILED" in result.err and "rollback abandoned (Ctrl-C)" in result.err
+    assert result.report()["rollback"][0]["status"] == "canceled"
+    assert locks(lab) == {}
