@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -35,9 +36,14 @@ STATE_DIR = REPO / ".lab"
 INVENTORY = REPO / "inventories" / "lab" / "hosts.yml"
 VENV_BIN = REPO / ".venv" / "bin"
 
-LABEL = "io.erplab.lab"
-NETWORK = "erplab"
-PREFIX = "erplab-"
+# LAB_NAME keeps two labs on one machine apart (say, a CI checkout beside a working one):
+# it names the network and prefixes every container and volume. Ports move with
+# LAB_SSH_BASE_PORT, LAB_HTTP_PORT and LAB_REGISTRY_PORT.
+LAB_NAME = os.environ.get("LAB_NAME", "erplab")
+LAB_NAME_PATTERN = r"[a-z][a-z0-9]{1,19}"
+NETWORK = LAB_NAME
+PREFIX = f"{LAB_NAME}-"
+LABEL = f"io.erplab.lab={LAB_NAME}"
 HOST_IMAGE = "erplab/host:bookworm"
 REGISTRY_IMAGE = "erplab/registry:2.8"
 BASE_IMAGE = "debian:bookworm-slim"
@@ -144,8 +150,8 @@ def container_state(name: str) -> str | None:
 
 
 def published_by_lab(port: int) -> bool:
-    proc = docker("ps", "--filter", f"label={LABEL}", "--format", "{{.Ports}}", check=False)
-    return f"127.0.0.1:{port}->" in proc.stdout
+    proc = docker("ps", "--format", "{{.Names}} {{.Ports}}", check=False)
+    return any(line.startswith(PREFIX) and f"127.0.0.1:{port}->" in line for line in proc.stdout.splitlines())
 
 
 def check_port_free(port: int, what: str) -> None:
@@ -421,16 +427,22 @@ def cmd_up(_: argparse.Namespace) -> None:
 def remove_surplus_hosts(hosts: list[LabHost]) -> None:
     """Scaling LAB_APP_HOSTS down removes the app hosts that are no longer wanted."""
     wanted = {h.container for h in hosts} | {PREFIX + "registry"}
-    names = docker("ps", "-a", "--filter", f"label={LABEL}", "--format", "{{.Names}}").stdout.split()
-    for name in names:
+    for name in lab_containers():
         if name not in wanted:
             docker("rm", "-f", "-v", name)
             docker("volume", "rm", f"{name}-docker", check=False)
 
 
+def lab_containers() -> list[str]:
+    """This lab's containers: by label, and by name for any made before labels had values."""
+    labelled = docker("ps", "-a", "--filter", f"label={LABEL}", "--format", "{{.Names}}").stdout.split()
+    named = [n for n in docker("ps", "-a", "--format", "{{.Names}}").stdout.split() if n.startswith(PREFIX)]
+    return sorted(set(labelled) | set(named))
+
+
 def cmd_down(_: argparse.Namespace) -> None:
     require_engine()
-    names = docker("ps", "-a", "--filter", f"label={LABEL}", "--format", "{{.Names}}").stdout.split()
+    names = lab_containers()
     if names:
         docker("rm", "-f", "-v", *names)
     volumes = docker("volume", "ls", "-q", "--filter", f"label={LABEL}").stdout.split()
@@ -490,6 +502,10 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_:
         return int(exit_.code or 0)
+    if not re.fullmatch(LAB_NAME_PATTERN, LAB_NAME):
+        print(f"labctl: error: LAB_NAME={LAB_NAME!r} must be 2-20 lowercase letters and digits, "
+              "starting with a letter", file=sys.stderr)
+        return 2
     if args.command is None:
         parser.print_usage(sys.stderr)
         print("labctl: error: name a command: up, down, status, reset or images", file=sys.stderr)

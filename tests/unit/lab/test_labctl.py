@@ -79,3 +79,10 @@ def test_missing_engine_is_reported_without_a_traceback(monkeypatch, capsys):
     monkeypatch.setattr(labctl.shutil, "which", lambda name: None)
     assert labctl.main(["status"]) == 1
     assert capsys.readouterr().err.strip() == "labctl: error: no docker command: run `make setup` first"
+
+
+@pytest.mark.parametrize("name", ["Bad", "x", "lab_1", "a" * 21])
+def test_a_lab_name_that_cannot_name_docker_objects_is_refused(monkeypatch, capsys, name):
+    monkeypatch.setattr(labctl, "LAB_NAME", name)
+    assert labctl.main(["status"]) == 2
+    assert f"LAB_NAME={name!r} must be" in capsys.readouterr().err
