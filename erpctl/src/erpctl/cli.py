@@ -31,7 +31,9 @@ class _Parser(argparse.ArgumentParser):
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--env", required=True, help="environment: an inventory group (lab, dev, staging, prod)")
     parser.add_argument("--json", action="store_true", help="print the JSON report on stdout (progress on stderr)")
-    parser.add_argument("--inventory", help="inventory source (default: <repo>/inventories)")
+    parser.add_argument("--inventory", help="inventory source (default: <repo>/inventories/<env>)")
+    parser.add_argument("--vault-id", action="append", default=[], metavar="ID@SOURCE",
+                        help="passed to ansible (a password file or client script; runner cannot prompt); repeatable")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -218,6 +220,10 @@ def main(argv: list[str] | None = None, *, runner=None, fetch=None, stdin=None, 
         opts = _rollout_options(args) if args.command == "rollout" else None
         if getattr(args, "env", None) is not None and not _ENV_RE.fullmatch(args.env):
             raise ErpctlError(f"--env: {args.env!r} is not an inventory group name")
+        for vault_id in args.vault_id:
+            if vault_id.endswith("@prompt"):
+                raise ErpctlError(f"--vault-id {vault_id}: ansible-runner cannot prompt; give a password file or a "
+                                  "client script")
     except ErpctlError as exc:
         stderr.write(f"erpctl: {exc.message}\n")
         return int(exc.code)
@@ -248,16 +254,19 @@ def _run(args, argv, repo, opts, *, runner, fetch, stdin, stdout, stderr, clock,
     code, outcome, message = ExitCode.FAILED, "failed", None
     restore = None
     try:
+        from erpctl.inventory import env_inventory_source
+
+        source = env_inventory_source(repo, args.env, args.inventory)
         if runner is None:
             from erpctl.runner import AnsibleRunner
 
-            runner = AnsibleRunner(repo, args.inventory)
+            runner = AnsibleRunner(repo, source, args.vault_id)
         if fetch is None:
             from erpctl._shared import health
 
             fetch = health.open_url_fetcher(use_proxy=False, http_agent=f"erpctl/{__version__}")
         session = Session(repo=repo, runner=runner, run_dir=run_dir, progress=progress, fetch=fetch, report=record,
-                          started=started, inventory_sources=[args.inventory or str(repo / "inventories")],
+                          started=started, inventory_sources=[source],
                           stdin=stdin, out=stdout, err=stderr, clock=clock, sleep=sleep, interrupt=interrupt,
                           secrets=secrets, json_output=args.json)
         if sleep is None and threading_main():

@@ -59,7 +59,8 @@ class Inventory:
         known = self.environments()
         if env not in known:
             shown = ", ".join(known) or "none"
-            raise ErpctlError(f"unknown environment {env!r} (environments in the inventory: {shown})")
+            raise ErpctlError(f"the inventory has no environment group {env!r} with erp_lb/erp_app/erp_db children "
+                              f"(it has: {shown})")
         mine = set(self.group_hosts(env))
         for other in known:
             if other == env:
@@ -71,6 +72,26 @@ class Inventory:
                     "share groups (erp_app under two environments joins them), or -l would cross environments")
         if not self.env_hosts(env, contract.APP_GROUP):
             raise ErpctlError(f"environment {env!r} has no {contract.APP_GROUP} hosts")
+
+
+def env_inventory_source(repo: Path, env: str, override: str | None = None) -> str:
+    """The inventory of one environment: ``<repo>/inventories/<env>`` (one directory per
+    environment, each loading only its own group_vars and vault), or ``--inventory``.
+
+    :raises ErpctlError: naming the known environments when ``env`` has no directory.
+    """
+    if override:
+        if not Path(override).exists():
+            raise ErpctlError(f"inventory {override} does not exist")
+        return str(Path(override).resolve())
+    base = repo / contract.INVENTORY_DIR
+    if not base.is_dir():
+        raise ErpctlError(f"inventory {base} does not exist")
+    source = base / env
+    if not source.exists():
+        known = sorted(path.name for path in base.iterdir() if path.is_dir())
+        raise ErpctlError(f"unknown environment {env!r} (inventories in {base}: {', '.join(known) or 'none'})")
+    return str(source)
 
 
 def load_inventory(runner, sources: list[str]) -> Inventory:

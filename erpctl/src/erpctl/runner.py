@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import sys
 import tempfile
@@ -126,9 +127,10 @@ def outcome_collector(hosts: dict[str, HostOutcome], forward: EventHandler | Non
 class AnsibleRunner:
     """``Runner`` on top of ansible_runner, running the repository's own ansible.cfg."""
 
-    def __init__(self, repo: Path, inventory: str | None = None):
+    def __init__(self, repo: Path, inventory: str, vault_ids: list[str] | tuple = ()):
         self.repo = repo
-        self.inventory_source = inventory or str(repo / "inventories")
+        self.inventory_source = inventory
+        self.vault_args = [f"--vault-id {shlex.quote(vault_id)}" for vault_id in vault_ids]
         # The ansible-* commands beside the Python running erpctl come first, so a venv
         # need not be activated; runner looks commands up on this process's PATH.
         bindir = str(Path(sys.executable).parent)
@@ -162,6 +164,10 @@ class AnsibleRunner:
         # Without a cancel_callback runner installs its own SIGINT handler for good, and
         # erpctl's Ctrl-C handling (session.Interrupt) would never hear of a later Ctrl-C.
         kwargs["cancel_callback"] = kwargs.get("cancel_callback") or (lambda: False)
+        cmdline = " ".join([*self.vault_args, *([kwargs.pop("cmdline")] if kwargs.get("cmdline") else [])])
+        kwargs.pop("cmdline", None)
+        if cmdline:
+            kwargs["cmdline"] = cmdline
         result = runner.run(private_data_dir=str(private_data_dir), ident=ident, project_dir=str(self.repo),
                             inventory=self.inventory_source, envvars=dict(self._env), quiet=True, **kwargs)
         artifacts = private_data_dir / "artifacts" / ident

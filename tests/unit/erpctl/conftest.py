@@ -30,7 +30,8 @@ from erpctl_fakes import FakeFetch, FakeLab, FakeRunner
 def repo(tmp_path):
     """A minimal erp.ops checkout: galaxy.yml, the inventory dir and the entry playbooks."""
     (tmp_path / "galaxy.yml").write_text("namespace: erp\nname: ops\n")
-    (tmp_path / "inventories").mkdir()
+    for env in ("lab", "prod"):
+        (tmp_path / "inventories" / env).mkdir(parents=True)
     (tmp_path / "playbooks").mkdir()
     for name in ("deploy.yml", "rollback.yml", "backup.yml"):
         (tmp_path / "playbooks" / name).write_text("---\n")

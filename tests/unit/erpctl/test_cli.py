@@ -40,7 +40,8 @@ def one_line_error(result, fragment):
     (["rollout", "--env", "lab", "--version", "1.1.0", "-e", "erp_version=2"], "set by erpctl itself"),
     (["rollout", "--env", "lab", "--version", "1.1.0", "-e", "novalue"], "NAME=VALUE"),
     (["rollout", "--env", "lab"], "--version"),
-    (["rollout", "--env", "qa", "--version", "1.1.0", "--yes"], "unknown environment 'qa'"),
+    (["rollout", "--env", "qa", "--version", "1.1.0", "--yes"], "unknown environment 'qa' (inventories in "),
+    (["status", "--env", "prod", "--vault-id", "prod@prompt"], "cannot prompt"),
     (["status", "--env", "lab,prod"], "not an inventory group name"),
     (["launch"], "invalid choice"),
     (["lock", "steal", "--env", "lab"], "invalid choice"),
@@ -52,8 +53,17 @@ def test_bad_input_is_one_line_and_exit_3(erpctl, lab, argv, fragment):
 
 
 def test_inventory_missing(erpctl, repo):
+    for env in ("lab", "prod"):
+        (repo / "inventories" / env).rmdir()
+    one_line_error(erpctl("status", "--env", "lab"), "unknown environment 'lab' (inventories in ")
     (repo / "inventories").rmdir()
     one_line_error(erpctl("status", "--env", "lab"), "inventories does not exist")
+    one_line_error(erpctl("status", "--env", "lab", "--inventory", str(repo / "nowhere")), "nowhere does not exist")
+
+
+def test_environment_directory_without_its_group(erpctl):
+    # inventories/prod exists, but the (fake) inventory it loads has no prod group
+    one_line_error(erpctl("status", "--env", "prod"), "no environment group 'prod'")
 
 
 def test_playbook_missing(erpctl, repo):

@@ -100,7 +100,7 @@ def test_environment_hosts_and_urls():
 
 
 def test_unknown_environment():
-    with pytest.raises(ErpctlError, match=r"unknown environment 'qa' \(environments in the inventory: lab\)"):
+    with pytest.raises(ErpctlError, match=r"no environment group 'qa' with .* children \(it has: lab\)"):
         _inventory().check_env("qa")
 
 
