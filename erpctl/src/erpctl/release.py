@@ -7,6 +7,10 @@ The format (the contract with deploy.yml, see README.md)::
 
 History is oldest first. erpctl keeps no state of its own: status and history always
 come from the hosts.
+
+The spelling the deploy playbooks' release filters use (plugins/filter/release.py:
+``image``, ``time``, ``by``, ``current`` null on a fresh host, a ``previous`` record) is read
+too, so either side can move to the other's names.
 """
 
 from __future__ import annotations
@@ -21,6 +25,20 @@ from erpctl import contract
 
 CURRENT_FIELDS = ("version", "digest", "slot", "deployed_at", "deployed_by")
 HISTORY_FIELDS = ("version", "digest", "slot", "started_at", "finished_at", "user", "outcome")
+# erpctl's name -> the other names the same field has in the playbooks' release state.
+ALIASES = {"digest": ("image",), "deployed_at": ("time",), "deployed_by": ("by",), "started_at": ("time",),
+           "user": ("by",)}
+
+
+def _pick(record: dict, fields) -> dict:
+    picked = {}
+    for key in fields:
+        value = record.get(key)
+        for alias in ALIASES.get(key, ()):
+            if value is None:
+                value = record.get(alias)
+        picked[key] = value
+    return picked
 
 
 @dataclass
@@ -30,6 +48,7 @@ class HostRelease:
     host: str
     current: dict = field(default_factory=dict)
     history: list = field(default_factory=list)
+    previous: dict | None = None
     error: str | None = None
     unreachable: bool = False
 
@@ -51,13 +70,17 @@ def parse_release_document(host: str, text: str) -> HostRelease:
     if not isinstance(document, dict):
         return HostRelease(host, error=f"{contract.RELEASE_FILE} is not a JSON object")
     current = document.get("current")
-    history = document.get("history", [])
-    if not isinstance(current, dict) or not current.get("version"):
+    history = document.get("history") or []
+    previous = document.get("previous")
+    if current is None:
+        current = {}  # a host prepared but never deployed to
+    elif not isinstance(current, dict) or not current.get("version"):
         return HostRelease(host, error=f"{contract.RELEASE_FILE} has no current.version")
     if not isinstance(history, list) or not all(isinstance(entry, dict) for entry in history):
         return HostRelease(host, error=f"{contract.RELEASE_FILE}: history is not a list of objects")
-    return HostRelease(host, {key: current.get(key) for key in CURRENT_FIELDS},
-                       [{key: entry.get(key) for key in HISTORY_FIELDS} for entry in history])
+    return HostRelease(host, _pick(current, CURRENT_FIELDS) if current else {},
+                       [_pick(entry, HISTORY_FIELDS) for entry in history],
+                       _pick(previous, CURRENT_FIELDS) if isinstance(previous, dict) else None)
 
 
 def decode_slurp(result: dict) -> str:

@@ -230,3 +230,20 @@ def test_runner_artifacts_keep_no_secret(tmp_path):
     public, secret = split_secret_vars({"erp_version": "1", "vault_erp_secret_key": "k", "erp_api_token": "t"})
     assert public == {"erp_version": "1"}
     assert secret == {"vault_erp_secret_key": "k", "erp_api_token": "t"}
+
+
+def test_release_state_in_the_playbooks_spelling():
+    from erpctl.release import parse_release_document
+
+    state = {"current": {"version": "1.1.0", "image": "registry:5000/erp-app@sha256:ab", "slot": "green",
+                         "time": "2026-11-27T20:00:00+00:00", "by": "alice@ctl", "rollout": "r1"},
+             "previous": {"version": "1.0.0", "slot": "blue", "image": "x", "time": "t0", "by": "bob"},
+             "history": [{"version": "1.1.0", "slot": "green", "time": "t1", "by": "alice@ctl", "outcome": "deployed"}]}
+    release = parse_release_document("app1", json.dumps(state))
+    assert release.error is None
+    assert release.current == {"version": "1.1.0", "digest": "registry:5000/erp-app@sha256:ab", "slot": "green",
+                               "deployed_at": "2026-11-27T20:00:00+00:00", "deployed_by": "alice@ctl"}
+    assert release.previous["version"] == "1.0.0"
+    assert release.history[0]["user"] == "alice@ctl" and release.history[0]["started_at"] == "t1"
+    fresh = parse_release_document("app2", json.dumps({"current": None, "previous": None, "history": []}))
+    assert fresh.error is None and fresh.version is None
