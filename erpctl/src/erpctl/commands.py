@@ -123,25 +123,28 @@ def rollback(session: Session, inv: Inventory, env: str, to: str | None, only_ho
 
 def lock_status(session: Session, inv: Inventory, env: str) -> tuple[ExitCode, str]:
     inv.check_env(env)
-    state = lock.read_lock(session.runner, env, session.run_dir)
-    session.report["lock"] = {"holders": state.holders, "errors": state.errors}
+    state = lock.read_lock(session.runner, lock.lock_host(inv, env), session.run_dir)
+    session.report["lock"] = {"host": state.host, "holder": state.holder, "error": state.error}
+    if state.error:
+        return ExitCode.FAILED, f"deploy lock of {env} on {state.host} unreadable: {state.error}"
     text = f"deploy lock of {env}: {state.describe()}"
     _print(session, text)
-    for host, error in state.errors.items():
-        session.err.write(f"erpctl: {host}: {error}\n")
-    return (ExitCode.FAILED if state.errors else ExitCode.OK), text
+    return ExitCode.OK, text
 
 
 def lock_release(session: Session, inv: Inventory, env: str, confirm) -> tuple[ExitCode, str]:
     inv.check_env(env)
-    state = lock.read_lock(session.runner, env, session.run_dir)
+    host = lock.lock_host(inv, env)
+    state = lock.read_lock(session.runner, host, session.run_dir)
+    if state.error:
+        return ExitCode.FAILED, f"deploy lock of {env} on {host} unreadable: {state.error}"
     if not state.held:
         return ExitCode.OK, f"deploy lock of {env} is free"
-    session.report["lock"] = {"holders": state.holders}
+    session.report["lock"] = {"host": host, "holder": state.holder}
     confirm(f"Break the deploy lock of {env} ({state.describe()})?")
-    if lock.force_release(session.runner, env, session.run_dir):
+    if lock.force_release(session.runner, host, session.run_dir):
         return ExitCode.OK, f"deploy lock of {env} released (was {state.describe()})"
-    return ExitCode.FAILED, f"could not remove {contract.LOCK_FILE} on every app host of {env}"
+    return ExitCode.FAILED, f"could not remove {contract.LOCK_FILE} on {host}"
 
 
 def backup(session: Session, inv: Inventory, env: str) -> tuple[ExitCode, str]:

@@ -30,6 +30,7 @@ VAR_ROLLBACK_HOSTS = "erp_rollback_hosts"
 
 # Files on the app hosts (docs/conventions.md: /var/lib/erp holds the deploy's state).
 RELEASE_FILE = "/var/lib/erp/release.json"
+# The deploy lock, on the environment's first erp_lb host (deploy.yml's _erp_lock_host).
 LOCK_FILE = "/var/lib/erp/deploy.lock"
 
 # Address of each app slot: http://{erp_internal_address}:{port}; the ports can be set per

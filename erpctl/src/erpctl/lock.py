@@ -1,21 +1,25 @@
 """The environment's deploy lock, held by erpctl for a whole staged rollout.
 
-``/var/lib/erp/deploy.lock`` (JSON: id, user, controller, started_at, version, message) on
-every app host of the environment. Each host's file is created with the shell's
-``noclobber`` (O_EXCL), so of two concurrent rollouts only one gets a host; a rollout that
-does not get every host gives back the ones it got and is refused. deploy.yml receives
-``erp_lock_id`` and treats a lock with that id as its own (see README.md).
+Same file and host as deploy.yml's own lock (playbooks/vars/deploy.yml): ``/var/lib/erp/
+deploy.lock`` on the environment's first load balancer (its first app host when it has
+none), JSON ``{"by", "time", "version", "message", "run", "controller", "pid", "tool"}``.
+It is created with the shell's ``noclobber`` (O_EXCL), so of two concurrent rollouts only
+one gets it. deploy.yml receives ``erp_lock_id`` (= ``run``) and treats a lock with that
+run as its own: it proceeds, and leaves it for erpctl to release (see README.md).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import socket
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from erpctl import contract
+from erpctl.errors import ErpctlError
 from erpctl.release import decode_slurp
 from erpctl.report import iso, utc_now, who
 
@@ -24,91 +28,84 @@ _ACQUIRE = (f"mkdir -p {shlex.quote(str(Path(contract.LOCK_FILE).parent))} && "
 _RELEASE_OWN = f'if grep -qF -- "$1" {shlex.quote(contract.LOCK_FILE)} 2>/dev/null; then rm -f {contract.LOCK_FILE}; fi'
 
 
+def lock_host(inventory, env: str) -> str:
+    """Where the environment's lock lives: its first LB, else its first app host."""
+    hosts = inventory.env_hosts(env, contract.LB_GROUP) or inventory.env_hosts(env, contract.APP_GROUP)
+    if not hosts:
+        raise ErpctlError(f"environment {env!r} has no {contract.LB_GROUP} or {contract.APP_GROUP} host for the lock")
+    return hosts[0]
+
+
 @dataclass
 class LockState:
-    """``holders``: {host: lock document}; ``errors``: {host: why it could not be read}."""
+    """``holder``: the lock document when held; ``error``: why it could not be read."""
 
-    holders: dict = field(default_factory=dict)
-    errors: dict = field(default_factory=dict)
+    host: str
+    holder: dict | None = None
+    error: str | None = None
 
     @property
     def held(self) -> bool:
-        return bool(self.holders)
+        return self.holder is not None
 
     def describe(self) -> str:
-        if not self.holders:
+        if self.holder is None:
             return "free"
-        docs = {json.dumps(doc, sort_keys=True) for doc in self.holders.values()}
-        parts = []
-        for text in sorted(docs):
-            doc = json.loads(text)
-            hosts = sorted(host for host, held in self.holders.items() if json.dumps(held, sort_keys=True) == text)
-            parts.append(f"held by {doc.get('user', '?')} since {doc.get('started_at', '?')} "
-                         f"for {doc.get('version', '?')} ({doc.get('message') or 'no message'}) on {', '.join(hosts)}")
-        return "; ".join(parts)
+        doc = self.holder
+        by = doc.get("by") or doc.get("user") or "?"
+        since = doc.get("time") or doc.get("started_at") or "?"
+        return (f"held by {by} since {since} for {doc.get('version', '?')} "
+                f"({doc.get('message') or 'no message'}) on {self.host}")
 
 
-def _pattern(env: str) -> str:
-    return f"{env}:&{contract.APP_GROUP}"
-
-
-def read_lock(runner, env: str, private_data_dir: Path, ident: str = "lock-status") -> LockState:
+def read_lock(runner, host: str, private_data_dir: Path, ident: str = "lock-read") -> LockState:
     run = runner.adhoc(module="ansible.builtin.stat", module_args=json.dumps({"path": contract.LOCK_FILE}),
-                       host_pattern=_pattern(env), private_data_dir=private_data_dir, ident=f"{ident}-stat")
-    state = LockState()
-    present = []
-    for host, outcome in run.hosts.items():
-        if outcome.status != "ok":
-            state.errors[host] = outcome.message or outcome.status
-        elif (outcome.result.get("stat") or {}).get("exists"):
-            present.append(host)
-    if not present:
-        return state
+                       host_pattern=host, private_data_dir=private_data_dir, ident=f"{ident}-stat")
+    outcome = run.hosts.get(host)
+    if outcome is None or outcome.status != "ok":
+        return LockState(host, error=(outcome.message or outcome.status) if outcome else "no answer")
+    if not (outcome.result.get("stat") or {}).get("exists"):
+        return LockState(host)
     run = runner.adhoc(module="ansible.builtin.slurp", module_args=json.dumps({"src": contract.LOCK_FILE}),
-                       host_pattern=_pattern(env), private_data_dir=private_data_dir, ident=f"{ident}-read")
-    for host in present:
-        outcome = run.hosts.get(host)
-        if outcome is None or outcome.status != "ok":
-            # Gone between the two reads (released meanwhile) or unreadable.
-            if outcome is not None and "not found" not in (outcome.message or "").lower():
-                state.errors[host] = outcome.message or outcome.status
-            continue
-        try:
-            document = json.loads(decode_slurp(outcome.result))
-        except ValueError:
-            document = {"message": "unreadable lock file"}
-        state.holders[host] = document if isinstance(document, dict) else {"message": "unreadable lock file"}
-    return state
+                       host_pattern=host, private_data_dir=private_data_dir, ident=f"{ident}-content")
+    outcome = run.hosts.get(host)
+    if outcome is None or outcome.status != "ok":
+        message = (outcome.message or outcome.status) if outcome else "no answer"
+        # Gone between the two reads: released meanwhile.
+        return LockState(host) if "not found" in message.lower() else LockState(host, error=message)
+    try:
+        document = json.loads(decode_slurp(outcome.result))
+    except ValueError:
+        document = None
+    return LockState(host, document if isinstance(document, dict) else {"message": "unreadable lock file"})
 
 
 def new_lock_document(version: str, message: str | None) -> dict:
-    return {"id": uuid.uuid4().hex, "tool": "erpctl", "user": who(), "started_at": iso(utc_now()),
-            "version": version, "message": message or ""}
+    return {"by": who(), "time": iso(utc_now()), "version": version, "message": message or "",
+            "run": f"erpctl-{uuid.uuid4().hex}", "controller": socket.gethostname(), "pid": os.getpid(),
+            "tool": "erpctl"}
 
 
-def acquire(runner, env: str, document: dict, private_data_dir: Path) -> tuple[bool, list[str]]:
-    """Create the lock on every app host; returns (acquired, hosts that refused)."""
+def acquire(runner, host: str, document: dict, private_data_dir: Path) -> bool:
+    """Create the lock on ``host``; False when it exists (or cannot be created)."""
     args = {"argv": ["sh", "-c", _ACQUIRE], "stdin": json.dumps(document)}
     run = runner.adhoc(module="ansible.builtin.command", module_args=json.dumps(args),
-                       host_pattern=_pattern(env), private_data_dir=private_data_dir, ident="lock-acquire")
-    refused = sorted(host for host, outcome in run.hosts.items() if outcome.status != "ok")
-    if refused or not run.hosts:
-        release_own(runner, env, document["id"], private_data_dir)
-        return False, refused
-    return True, []
+                       host_pattern=host, private_data_dir=private_data_dir, ident="lock-acquire")
+    outcome = run.hosts.get(host)
+    return outcome is not None and outcome.status == "ok"
 
 
-def release_own(runner, env: str, lock_id: str, private_data_dir: Path) -> bool:
-    """Remove the lock where it carries ``lock_id``; another rollout's lock is left alone."""
-    args = {"argv": ["sh", "-c", _RELEASE_OWN, "sh", f'"id": "{lock_id}"']}
+def release_own(runner, host: str, run_id: str, private_data_dir: Path) -> bool:
+    """Remove the lock where it carries ``run_id``; another run's lock is left alone."""
+    args = {"argv": ["sh", "-c", _RELEASE_OWN, "sh", f'"run": "{run_id}"']}
     run = runner.adhoc(module="ansible.builtin.command", module_args=json.dumps(args),
-                       host_pattern=_pattern(env), private_data_dir=private_data_dir, ident="lock-release")
+                       host_pattern=host, private_data_dir=private_data_dir, ident="lock-release")
     return run.ok
 
 
-def force_release(runner, env: str, private_data_dir: Path) -> bool:
+def force_release(runner, host: str, private_data_dir: Path) -> bool:
     """``erpctl lock release``: remove whatever lock is there (a stale one after a crash)."""
     run = runner.adhoc(module="ansible.builtin.file",
                        module_args=json.dumps({"path": contract.LOCK_FILE, "state": "absent"}),
-                       host_pattern=_pattern(env), private_data_dir=private_data_dir, ident="lock-force-release")
+                       host_pattern=host, private_data_dir=private_data_dir, ident="lock-force-release")
     return run.ok

@@ -108,17 +108,17 @@ class Rollout:
         self.s.confirm(f"Roll out {opts.version} to {opts.env}?", opts.yes)
 
         document = lock.new_lock_document(opts.version, opts.message)
-        acquired, refused = lock.acquire(self.s.runner, opts.env, document, self.s.run_dir)
-        if not acquired:
-            state = lock.read_lock(self.s.runner, opts.env, self.s.run_dir)
+        lock_host = lock.lock_host(self.inv, opts.env)
+        if not lock.acquire(self.s.runner, lock_host, document, self.s.run_dir):
+            state = lock.read_lock(self.s.runner, lock_host, self.s.run_dir)
             detail = (state.describe() if state.held
-                      else f"not acquired: could not create {contract.LOCK_FILE} on {', '.join(refused)}")
+                      else f"not acquired: could not create {contract.LOCK_FILE} on {lock_host} ({state.error})")
             raise ErpctlError(f"deploy lock of {opts.env} is {detail}; 'erpctl lock release' breaks a stale lock")
-        self.report["lock_id"] = document["id"]
+        self.report["lock"] = {"host": lock_host, "run": document["run"]}
         try:
-            return self._stages(stages, document["id"])
+            return self._stages(stages, document["run"])
         finally:
-            if not lock.release_own(self.s.runner, opts.env, document["id"], self.s.run_dir):
+            if not lock.release_own(self.s.runner, lock_host, document["run"], self.s.run_dir):
                 self.s.progress.line(f"warning: could not release the deploy lock of {opts.env}; "
                                      "'erpctl lock release' removes it")
 

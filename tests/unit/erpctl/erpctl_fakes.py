@@ -57,6 +57,7 @@ class FakeLab:
         self.env = env
         self.clock = clock or FakeClock()
         self.apps = {f"app{i}": FakeHost(f"app{i}", f"10.0.0.{10 + i}") for i in range(1, app_hosts + 1)}
+        self.lb = FakeHost("lb1", "10.0.0.2")  # holds the deploy lock
         self.calls = []  # (kind, name, limit/pattern, extravars/args)
         self.fail_deploy = {}  # stage host -> message
         self.fail_rollback = False
@@ -165,9 +166,13 @@ class FakeRunner:
     def adhoc(self, *, module, module_args, host_pattern, private_data_dir, ident, become=True):
         lab = self.lab
         lab.calls.append(("adhoc", module, host_pattern, module_args))
-        assert host_pattern == f"{lab.env}:&{contract.APP_GROUP}"
+        if host_pattern == f"{lab.env}:&{contract.APP_GROUP}":
+            targets = lab.apps
+        else:
+            assert host_pattern in (*lab.apps, "lb1"), host_pattern
+            targets = {host_pattern: lab.apps.get(host_pattern) or lab.lb}
         hosts = {}
-        for name, app in lab.apps.items():
+        for name, app in targets.items():
             if name in lab.unreachable:
                 hosts[name] = HostOutcome("unreachable", {}, module, "ssh: connect to host: Connection refused")
                 continue

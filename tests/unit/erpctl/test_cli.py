@@ -133,13 +133,13 @@ def test_rollback_command(erpctl, lab):
 def test_lock_status_and_release(erpctl, lab):
     free = erpctl("lock", "status", "--env", "lab")
     assert free.code == 0 and "deploy lock of lab: free" in free.out
-    lab.apps["app1"].lock = json.dumps({"id": "x", "user": "bob", "started_at": "t", "version": "1.0.1"})
+    lab.lb.lock = json.dumps({"run": "x", "by": "bob", "time": "t", "version": "1.0.1"})
     held = erpctl("lock", "status", "--env", "lab")
-    assert "held by bob since t for 1.0.1" in held.out
+    assert "held by bob since t for 1.0.1 (no message) on lb1" in held.out
     declined = erpctl("lock", "release", "--env", "lab", stdin=TtyInput("no\n"))
-    assert declined.code == 3 and lab.apps["app1"].lock is not None
+    assert declined.code == 3 and lab.lb.lock is not None
     released = erpctl("lock", "release", "--env", "lab", "--yes")
-    assert released.code == 0 and lab.apps["app1"].lock is None
+    assert released.code == 0 and lab.lb.lock is None
 
 
 def test_backup(erpctl, lab):

@@ -28,7 +28,7 @@ def versions(lab):
 
 
 def locks(lab):
-    return {name: app.lock for name, app in lab.apps.items() if app.lock is not None}
+    return {name: app.lock for name, app in (*lab.apps.items(), ("lb1", lab.lb)) if app.lock is not None}
 
 
 def test_good_rollout_goes_stage_by_stage(erpctl, lab):
@@ -40,6 +40,8 @@ def test_good_rollout_goes_stage_by_stage(erpctl, lab):
     assert first[contract.VAR_VERSION] == "1.1.0"
     assert first[contract.VAR_ROLLOUT_BATCHES] == ["100%"]
     assert first[contract.VAR_LOCK_ID] == deploys(lab)[1][contract.VAR_LOCK_ID]
+    assert first[contract.VAR_LOCK_ID] == result.report()["lock"]["run"]
+    assert result.report()["lock"]["host"] == "lb1"
     assert all(call[2] == "lab" for call in lab.calls if call[0] == "playbook")
     assert rollbacks(lab) == []
     assert versions(lab) == {"app1": "1.1.0", "app2": "1.1.0"}
@@ -192,15 +194,33 @@ def test_json_prints_the_report(erpctl, lab):
 
 
 def test_lock_held_is_refused(erpctl, lab):
-    lab.apps["app2"].lock = json.dumps({"id": "other", "user": "bob", "started_at": "2026-11-27T09:00:00Z",
-                                        "version": "1.0.1", "message": "hotfix"})
+    # deploy.yml's own lock document, on the environment's first LB
+    held = json.dumps({"run": "20261127T090000Z-1", "by": "bob@ctl", "time": "2026-11-27T09:00:00Z",
+                       "version": "1.0.1", "message": "hotfix"})
+    lab.lb.lock = held
     result = erpctl("rollout", "--env", "lab", "--version", "1.1.0", *YES)
     assert result.code == 3
-    assert "held by bob since 2026-11-27T09:00:00Z for 1.0.1 (hotfix) on app2" in result.err
+    assert "held by bob@ctl since 2026-11-27T09:00:00Z for 1.0.1 (hotfix) on lb1" in result.err
     assert deploys(lab) == []
-    # what we took on app1 was given back; bob's lock stays
-    assert list(locks(lab)) == ["app2"]
+    assert locks(lab) == {"lb1": held}  # bob's lock stays
     assert result.report()["outcome"] == "refused"
+
+
+def test_the_lock_document_speaks_deploy_yml(erpctl, lab):
+    seen = []
+    original = lab.lb
+
+    class Spy(type(original)):
+        def __setattr__(self, name, value):
+            if name == "lock" and value is not None:
+                seen.append(json.loads(value))
+            super().__setattr__(name, value)
+
+    lab.lb = Spy("lb1", "10.0.0.2")
+    assert erpctl("rollout", "--env", "lab", "--version", "1.1.0", *YES).code == 0
+    assert set(seen[0]) >= {"by", "time", "version", "message", "run", "controller", "pid"}
+    assert seen[0]["version"] == "1.1.0"
+    assert lab.lb.lock is None
 
 
 def test_confirmation(erpctl, lab):
