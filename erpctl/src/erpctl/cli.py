@@ -290,8 +290,9 @@ def _run(args, argv, repo, opts, *, runner, fetch, stdin, stdout, stderr, clock,
     if args.json:
         stdout.write(reports.render(record, secrets) + "\n")
     line = _outcome_line(ExitCode(code), message)
-    stream = stderr if code not in (ExitCode.OK,) or args.json else stdout
-    if code == ExitCode.OK and args.command in ("status", "history", "lock") and not args.json:
+    stream = stderr if code != ExitCode.OK or args.json else stdout
+    # status, history and lock status said it all in their table or line
+    if code == ExitCode.OK and command in ("status", "history", "lock-status") and not args.json:
         line = None
     if line:
         from erpctl.progress import redact

@@ -9,6 +9,7 @@ from erpctl import analysis, canary, contract, lock
 from erpctl.durations import format_duration
 from erpctl.errors import ErpctlError, ExitCode
 from erpctl.inventory import Inventory, app_base_url, lb_base_url
+from erpctl.progress import redact_variables
 from erpctl.release import HostRelease, read_releases
 from erpctl.session import Session
 from erpctl.stages import Stage, plan_stages
@@ -165,8 +166,10 @@ class Rollout:
     def _deploy(self, stage: Stage, label: str, lock_id: str, record: dict) -> str | None:
         canceller = StageCanceller(self.s, self.s.progress.event)
         started = self.s.clock()
+        extravars = self._extravars(stage, lock_id)
+        record["extravars"] = redact_variables(extravars)
         run = self.s.runner.playbook(playbook=contract.DEPLOY_PLAYBOOK, limit=self.opts.env,
-                                     extravars=self._extravars(stage, lock_id), private_data_dir=self.s.run_dir,
+                                     extravars=extravars, private_data_dir=self.s.run_dir,
                                      ident=f"stage-{stage.number}-deploy", event_handler=canceller.event,
                                      cancel_callback=canceller.cancel)
         record["deploy"] = {"status": run.status, "rc": run.rc, "failures": run.failures(),

@@ -247,3 +247,9 @@ def test_release_state_in_the_playbooks_spelling():
     assert release.history[0]["user"] == "alice@ctl" and release.history[0]["started_at"] == "t1"
     fresh = parse_release_document("app2", json.dumps({"current": None, "previous": None, "history": []}))
     assert fresh.error is None and fresh.version is None
+
+
+def test_lock_release_says_what_it_did(erpctl, lab):
+    lab.lb.lock = json.dumps({"run": "x", "by": "bob", "time": "t", "version": "1.0.1"})
+    released = erpctl("lock", "release", "--env", "lab", "--yes")
+    assert "erpctl: ok: deploy lock of lab released (was held by bob since t" in released.out
