@@ -106,6 +106,13 @@ def outcome_collector(hosts: dict[str, HostOutcome], forward: EventHandler | Non
         kind = event.get("event")
         data = event.get("event_data") or {}
         host = data.get("host")
+        if kind == "playbook_on_stats":
+            # A failure a rescue section handled is not the host's outcome: the recap is.
+            failed = set(data.get("failures") or {}) | set(data.get("dark") or {})
+            for name, outcome in hosts.items():
+                if outcome.status != "ok" and name not in failed:
+                    hosts[name] = HostOutcome("ok", outcome.result, outcome.task,
+                                              f"recovered (rescued): {outcome.message}")
         if host and kind in ("runner_on_ok", *_FAILED_EVENTS):
             result = data.get("res") if isinstance(data.get("res"), dict) else {}
             if kind == "runner_on_failed" and data.get("ignore_errors"):

@@ -253,3 +253,16 @@ def test_lock_release_says_what_it_did(erpctl, lab):
     lab.lb.lock = json.dumps({"run": "x", "by": "bob", "time": "t", "version": "1.0.1"})
     released = erpctl("lock", "release", "--env", "lab", "--yes")
     assert "erpctl: ok: deploy lock of lab released (was held by bob since t" in released.out
+
+
+def test_a_rescued_failure_is_not_the_hosts_outcome():
+    from erpctl.runner import outcome_collector
+
+    hosts = {}
+    handle = outcome_collector(hosts, None)
+    handle({"event": "runner_on_failed", "event_data": {"host": "app1", "task": "Gate", "res": {"msg": "503"}}})
+    handle({"event": "runner_on_failed", "event_data": {"host": "app2", "task": "Gate", "res": {"msg": "503"}}})
+    handle({"event": "runner_on_ok", "event_data": {"host": "app1", "task": "Put the old slot back", "res": {}}})
+    handle({"event": "playbook_on_stats", "event_data": {"failures": {"app2": 1}, "dark": {}, "rescued": {"app1": 1}}})
+    assert hosts["app1"].status == "ok" and "rescued" in hosts["app1"].message
+    assert hosts["app2"].status == "failed" and hosts["app2"].message == "503"
