@@ -169,14 +169,15 @@ def _dispatch(args, session, inventory_sources, opts):
     from erpctl.inventory import load_inventory
     from erpctl.rollout import Rollout
 
+    needed = {"rollout": [contract.DEPLOY_PLAYBOOK, contract.ROLLBACK_PLAYBOOK],
+              "rollback": [contract.ROLLBACK_PLAYBOOK], "backup": [contract.BACKUP_PLAYBOOK]}
+    _check_playbooks(session.repo, needed.get(args.command, []))
     inv = load_inventory(session.runner, inventory_sources)
     if args.command == "rollout":
-        _check_playbooks(session.repo, [contract.DEPLOY_PLAYBOOK, contract.ROLLBACK_PLAYBOOK])
         rollout = Rollout(session, inv, opts)
         code = rollout.run()
         return code, rollout.outcome, rollout.message
     if args.command == "rollback":
-        _check_playbooks(session.repo, [contract.ROLLBACK_PLAYBOOK])
         hosts = [host.strip() for host in args.hosts.split(",") if host.strip()] if args.hosts else None
         code, message = commands.rollback(session, inv, args.env, args.to, hosts, _make_confirm(session, args.yes))
     elif args.command == "status":
@@ -184,7 +185,6 @@ def _dispatch(args, session, inventory_sources, opts):
     elif args.command == "history":
         code, message = commands.history(session, inv, args.env)
     elif args.command == "backup":
-        _check_playbooks(session.repo, [contract.BACKUP_PLAYBOOK])
         code, message = commands.backup(session, inv, args.env)
     elif args.action == "status":
         code, message = commands.lock_status(session, inv, args.env)
