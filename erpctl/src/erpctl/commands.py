@@ -11,7 +11,8 @@ from erpctl.session import Session
 
 
 def _short(digest) -> str:
-    text = str(digest or "-")
+    """``registry:5000/erp-app@sha256:c20c40d8e502...`` -> ``sha256:c20c40d8e502``."""
+    text = str(digest or "-").rpartition("@")[2]
     return text[:19] if text.startswith("sha256:") else text
 
 

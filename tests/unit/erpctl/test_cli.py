@@ -266,3 +266,15 @@ def test_a_rescued_failure_is_not_the_hosts_outcome():
     handle({"event": "playbook_on_stats", "event_data": {"failures": {"app2": 1}, "dark": {}, "rescued": {"app1": 1}}})
     assert hosts["app1"].status == "ok" and "rescued" in hosts["app1"].message
     assert hosts["app2"].status == "failed" and hosts["app2"].message == "503"
+
+
+@pytest.mark.parametrize("digest, shown", [
+    ("registry:5000/erp-app@sha256:c20c40d8e502cf4ca4dea6501197bf07", "sha256:c20c40d8e502"),
+    ("sha256:c20c40d8e502cf4ca4dea6501197bf07", "sha256:c20c40d8e502"),
+    (None, "-"),
+    ("erp-app:1.1.0", "erp-app:1.1.0"),
+])
+def test_digest_column(digest, shown):
+    from erpctl.commands import _short
+
+    assert _short(digest) == shown
