@@ -43,6 +43,16 @@ DEFAULT_SLOT_PORTS = {"blue": 8001, "green": 8002}
 LB_PORT_VAR = "erp_lb_internal_port"
 DEFAULT_LB_PORT = 8404
 
+# Where the release's image is asked for, templated by Ansible on the first app host with the
+# same expressions as deploy.yml's preflight (playbooks/vars/deploy.yml), which that host can
+# resolve (the lab's registry:5000 is a name on the lab network only).
+REGISTRY_URL_EXPR = "{{ erp_registry_url | default('https://' ~ erp_registry) }}"
+REPOSITORY_PATH_EXPR = ("{{ erp_app_image_repository | default(erp_registry ~ '/erp-app') "
+                        "| regex_replace('^[^/]+/', '') }}")
+MANIFEST_ACCEPT = ("application/vnd.docker.distribution.manifest.v2+json, "
+                   "application/vnd.docker.distribution.manifest.list.v2+json, "
+                   "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json")
+
 HEALTH_PATH = "/health"
 METRICS_PATH = "/health/metrics"
 

@@ -3,6 +3,7 @@ analysis after each, and on any failure (or Ctrl-C) rollback.yml for every host 
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 
 from erpctl import analysis, canary, contract, lock
@@ -104,6 +105,7 @@ class Rollout:
         }
         for line in _plan_lines(stages, self.before, opts):
             self.s.progress.line(line)
+        self._check_registry(app_hosts[0])
         if opts.dry_run:
             return self._finish("dry-run", ExitCode.OK, "dry run: nothing changed")
         self.s.confirm(f"Roll out {opts.version} to {opts.env}?", opts.yes)
@@ -122,6 +124,26 @@ class Rollout:
             if not lock.release_own(self.s.runner, lock_host, document["run"], self.s.run_dir):
                 self.s.progress.line(f"warning: could not release the deploy lock of {opts.env}; "
                                      "'erpctl lock release' removes it")
+
+    def _check_registry(self, host: str) -> None:
+        """Refuse a release the registry does not have, asked from an app host as deploy.yml does."""
+        url = f"{contract.REGISTRY_URL_EXPR}/v2/{contract.REPOSITORY_PATH_EXPR}/manifests/{self.opts.version}"
+        args = {"url": url, "method": "HEAD", "headers": {"Accept": contract.MANIFEST_ACCEPT},
+                "status_code": [200, 404], "use_proxy": False}
+        run = self.s.runner.adhoc(module="ansible.builtin.uri", module_args=json.dumps(args), host_pattern=host,
+                                  private_data_dir=self.s.run_dir, ident="registry-check", become=False)
+        outcome = run.hosts.get(host)
+        if outcome is None or outcome.status != "ok":
+            why = (outcome.message if outcome else None) or "no answer"
+            self.report["registry_check"] = {"checked": False, "reason": why}
+            self.s.progress.line(f"warning: could not ask the registry for {self.opts.version} from {host} ({why}); "
+                                 "deploy.yml's preflight will")
+            return
+        found = outcome.result.get("status") == 200
+        self.report["registry_check"] = {"checked": True, "found": found, "url": outcome.result.get("url")}
+        if not found:
+            raise ErpctlError(f"release {self.opts.version} is not in the registry "
+                              f"({outcome.result.get('url') or 'manifest not found'}); nothing changed")
 
     def _stages(self, stages: list[Stage], lock_id: str) -> ExitCode:
         results = self.report.setdefault("stages", [])

@@ -72,6 +72,8 @@ class FakeLab:
         self.deploy_count = 0
         self.fetch_explodes = False
         self.interrupt_on_rollback = None  # an Interrupt: press Ctrl-C during rollback.yml
+        self.registry = None  # versions the registry has (None: every version)
+        self.registry_down = False
 
     # -- inventory -------------------------------------------------------------------
     def inventory_dict(self):
@@ -193,6 +195,13 @@ class FakeRunner:
                 content = app.lock
             return HostOutcome("ok", {"content": base64.b64encode(content.encode()).decode(), "encoding": "base64"})
         args = json.loads(module_args)
+        if module == "ansible.builtin.uri":
+            version = args["url"].rsplit("/", 1)[1]
+            if self.lab.registry_down:
+                return HostOutcome("failed", {}, module, "Status code was -1: Connection refused")
+            url = f"http://registry:5000/v2/erp-app/manifests/{version}"
+            known = self.lab.registry is None or version in self.lab.registry
+            return HostOutcome("ok", {"status": 200 if known else 404, "url": url})
         if module == "ansible.builtin.stat":
             return HostOutcome("ok", {"stat": {"exists": app.lock is not None}})
         if module == "ansible.builtin.file":

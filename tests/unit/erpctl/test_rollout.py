@@ -304,3 +304,23 @@ def test_ctrl_c_during_the_rollback_abandons_it_and_exits_2(erpctl, lab):
     assert "ROLLBACK FAILED" in result.err and "rollback abandoned (Ctrl-C)" in result.err
     assert result.report()["rollback"][0]["status"] == "canceled"
     assert locks(lab) == {}
+
+
+def test_release_missing_from_the_registry_is_refused(erpctl, lab):
+    lab.registry = {"1.0.0", "1.1.0"}
+    result = erpctl("rollout", "--env", "lab", "--version", "1.9.9", *YES)
+    assert result.code == 3
+    assert "release 1.9.9 is not in the registry (http://registry:5000/v2/erp-app/manifests/1.9.9)" in result.err
+    assert deploys(lab) == [] and locks(lab) == {}
+    check = next(call for call in lab.calls if call[1] == "ansible.builtin.uri")
+    assert check[2] == "app1"  # asked from an app host, which can resolve the registry
+    assert "{{ erp_registry_url" in json.loads(check[3])["url"]
+    assert erpctl("rollout", "--env", "lab", "--version", "1.9.9", "--dry-run").code == 3
+
+
+def test_unreachable_registry_is_a_warning_not_a_refusal(erpctl, lab):
+    lab.registry_down = True
+    result = erpctl("rollout", "--env", "lab", "--version", "1.1.0", *YES)
+    assert result.code == 0
+    assert "warning: could not ask the registry for 1.1.0 from app1" in result.out
+    assert result.report()["registry_check"]["checked"] is False
