@@ -306,11 +306,13 @@ def rollback_hosts(session: Session, env: str, hosts: list[str], before: dict[st
     groups: dict[str | None, list[str]] = {}
     for host in hosts:
         release = before.get(host)
-        groups.setdefault(release.version if release and not release.error else None, []).append(host)
+        groups.setdefault(release.version if release else None, []).append(host)
     records = report.setdefault("rollback", [])
     start_count = session.interrupt.count
     problems = []
     for index, (version, group_hosts) in enumerate(groups.items(), start=1):
+        if session.interrupt.count > start_count:
+            break
         session.progress.set_phase(f"rollback {index}/{len(groups)}", f"{', '.join(group_hosts)} -> "
                                    f"{version or 'previous good release (from history)'}")
         extravars = {contract.VAR_ROLLBACK_HOSTS: group_hosts}
@@ -333,8 +335,8 @@ def rollback_hosts(session: Session, env: str, hosts: list[str], before: dict[st
     wrong = []
     for host in hosts:
         expected = before.get(host)
-        if expected is None or expected.error:
-            continue
+        if expected is None or expected.version is None:
+            continue  # nothing known to compare with: rollback.yml chose from the host's history
         got = after.get(host)
         if got is None or got.error or got.version != expected.version:
             wrong.append(f"{host} reports {got.error if got and got.error else (got.version if got else 'nothing')}, "
