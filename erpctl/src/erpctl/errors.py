@@ -19,8 +19,10 @@ EXIT_CODES_HELP = """exit codes:
   0    success
   1    rolled back: a stage or the canary analysis failed and the rollback succeeded
   2    failed: could not roll back (rollout), or the run failed (other commands)
-  3    refused: bad input, unknown environment, lock held, confirmation declined
-  130  interrupted (Ctrl-C); touched hosts were rolled back unless --no-rollback-on-interrupt
+  3    refused, nothing changed: bad input, unknown environment or missing inventory,
+       release not in the registry, unreachable host, lock held, confirmation declined
+  130  interrupted (Ctrl-C); the touched hosts were rolled back unless
+       --no-rollback-on-interrupt (2 when that rollback failed)
 """
 
 
