@@ -20,6 +20,8 @@ class Target:
     host: str
     base_url: str
     group: str  # "new", "old" or "lb"
+    # the release /health must report ("version"): the new release on switched hosts
+    expected_version: str | None = None
 
 
 @dataclass
@@ -80,7 +82,8 @@ class _Scraper:
 
 def _poll(target: Target, fetch, timeout, clock):
     endpoint = {"name": target.host, "url": target.base_url + contract.HEALTH_PATH}
-    return health.probe_endpoint(endpoint, fetch, timeout=timeout, clock=clock)
+    return health.probe_endpoint(endpoint, fetch, timeout=timeout, clock=clock,
+                                 expected_version=target.expected_version)
 
 
 def observe(targets: list[Target], duration: float, interval: float, fetch, thresholds: analysis.Thresholds,

@@ -229,7 +229,8 @@ class Rollout:
                 continue
             hostvars = self.inv.hostvars(host)
             targets.append(canary.Target(host, app_base_url(host, hostvars, release.slot),
-                                         "new" if switched else "old"))
+                                         "new" if switched else "old",
+                                         self.opts.version if switched else None))
         for host in self.lb_hosts:
             targets.append(canary.Target(host, lb_base_url(host, self.inv.hostvars(host)), "lb"))
         return targets, notes

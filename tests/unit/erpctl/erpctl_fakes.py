@@ -74,6 +74,7 @@ class FakeLab:
         self.interrupt_on_rollback = None  # an Interrupt: press Ctrl-C during rollback.yml
         self.registry = None  # versions the registry has (None: every version)
         self.registry_down = False
+        self.serves_instead = {}  # host -> the version its /health reports whatever runs
 
     # -- inventory -------------------------------------------------------------------
     def inventory_dict(self):
@@ -251,7 +252,8 @@ class FakeFetch:
             raise ConnectionRefusedError(111, "Connection refused")
         if path == contract.HEALTH_PATH:
             failing = "never-ready" in version
-            body = {"status": "fail" if failing else "pass", "version": version,
+            shown = self.lab.serves_instead.get(app.name, version)
+            body = {"status": "fail" if failing else "pass", "version": shown,
                     "checks": {"process:readiness": [{"status": "fail" if failing else "pass",
                                                       "output": "faulted" if failing else None}]}}
             return HttpResponse(503 if failing else 200, "application/health+json", json.dumps(body).encode())

@@ -324,3 +324,12 @@ def test_unreachable_registry_is_a_warning_not_a_refusal(erpctl, lab):
     assert result.code == 0
     assert "warning: could not ask the registry for 1.1.0 from app1" in result.out
     assert result.report()["registry_check"]["checked"] is False
+
+
+def test_canary_must_serve_the_new_release_not_just_record_it(erpctl, lab):
+    # release.json says 1.1.0, but the slot erpctl probes answers as 1.0.0
+    lab.serves_instead = {"app1": "1.0.0"}
+    result = erpctl("rollout", "--env", "lab", "--version", "1.1.0", *YES)
+    assert result.code == 1
+    assert "version 1.0.0 instead of 1.1.0" in result.report()["failure"]
+    assert rollbacks(lab)[0][contract.VAR_ROLLBACK_HOSTS] == ["app1"]
