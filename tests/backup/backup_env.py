@@ -127,6 +127,9 @@ class Jobs:
             "ERP_BACKUP_KEEP_MONTHLY": 6,
             "ERP_BACKUP_VERIFY_CONTAINER_PREFIX": f"{RUN_ID}-verify",
             "ERP_BACKUP_VERIFY_TIMEOUT": 120,
+            "ERP_BACKUP_WAL_CONTAINER": f"{self.container}-wal",
+            "ERP_BACKUP_WAL_SLOT": "erp_backup_wal",
+            "ERP_BACKUP_KEEP_BASE": 2,
             **overrides,
         }
         self.env_file.write_text("".join(f"{key}='{value}'\n" for key, value in settings.items()))

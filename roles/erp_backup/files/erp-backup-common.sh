@@ -22,7 +22,8 @@ erp_require_config() {
   for name in ERP_BACKUP_DOCKER ERP_BACKUP_CONTAINER ERP_BACKUP_DATABASE ERP_BACKUP_DB_USER \
     ERP_BACKUP_DIR ERP_BACKUP_METRICS_DIR ERP_BACKUP_LIB_DIR ERP_BACKUP_PYTHON ERP_BACKUP_TOOL \
     ERP_BACKUP_LOCK_FILE ERP_BACKUP_LOCK_WAIT ERP_BACKUP_MIN_BYTES ERP_BACKUP_KEEP_DAILY \
-    ERP_BACKUP_KEEP_WEEKLY ERP_BACKUP_KEEP_MONTHLY; do
+    ERP_BACKUP_KEEP_WEEKLY ERP_BACKUP_KEEP_MONTHLY ERP_BACKUP_WAL_CONTAINER ERP_BACKUP_WAL_SLOT \
+    ERP_BACKUP_KEEP_BASE; do
     if [ -z "${!name:-}" ]; then
       printf '%s: %s is not set in the environment file\n' "$ERP_JOB" "$name" >&2
       missing=1
@@ -91,5 +92,10 @@ pg_restore --data-only --file=- | awk '"'"'
 '"'"''
 
 erp_count_rows() {
-  "$ERP_BACKUP_DOCKER" exec -i "$ERP_BACKUP_CONTAINER" bash -c "$ERP_COUNT_ROWS_PROGRAM"
+  "$ERP_BACKUP_DOCKER" exec -i "$1" bash -c "$ERP_COUNT_ROWS_PROGRAM"
+}
+
+# The image of a container (the throwaway servers use the database container's own image).
+erp_image_of() {
+  "$ERP_BACKUP_DOCKER" inspect -f '{{.Config.Image}}' "$1"
 }
