@@ -165,14 +165,31 @@ def container_result(name, container, state, stopped_is_idle):
     return result(name, FAIL, f"container {container} is {status} (exit code {exit_code})")
 
 
-def app_slot_results(slot, address, endpoints, inspect, fetch, timeout):
-    """Results of one blue/green slot: its container and, when it runs, each health endpoint."""
+def started_seconds_ago(state, now):
+    """Seconds since the container (re)started, from ``State.StartedAt``; None if unknown."""
+    stamp = (state or {}).get("StartedAt") or ""
+    try:
+        started = datetime.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return None
+    return now - started
+
+
+def app_slot_results(slot, address, endpoints, inspect, fetch, timeout, now=None, start_grace=0):
+    """Results of one blue/green slot: its container and, when it runs, each health endpoint.
+
+    A container that started less than ``start_grace`` seconds ago is still booting (a
+    deploy starting the new slot, a restart): its failing endpoints are idle, not failing,
+    so a deploy does not page anyone; a slot that fails after the grace does.
+    """
     prefix = f"app_{slot['name']}"
     try:
         state = inspect(slot["container"])
     except (RuntimeError, OSError, ValueError, subprocess.SubprocessError) as exc:
         return [result(f"{prefix}_container", FAIL, str(exc))]
     container = container_result(f"{prefix}_container", slot["container"], state, stopped_is_idle=True)
+    age = started_seconds_ago(state, time.time() if now is None else now)
+    booting = container["status"] == OK and age is not None and age < start_grace
     results = [container]
     for path in endpoints:
         check = f"{prefix}_{path.rstrip('/').rsplit('/', 1)[-1]}"
@@ -182,8 +199,12 @@ def app_slot_results(slot, address, endpoints, inspect, fetch, timeout):
         endpoint = {"name": check, "url": f"http://{address}:{slot['port']}{path}"}
         probed = _health.probe_endpoint(endpoint, fetch, timeout=timeout)
         latency = None if probed["latency_ms"] is None else round(probed["latency_ms"] / 1000.0, 4)
-        results.append(result(check, OK if probed["healthy"] else FAIL,
-                              probed["reason"] or f"{endpoint['url']}: {probed['status']}", latency))
+        if probed["healthy"]:
+            results.append(result(check, OK, f"{endpoint['url']}: {probed['status']}", latency))
+        elif booting:
+            results.append(result(check, IDLE, f"starting ({age:.0f} s ago): {probed['reason']}", latency))
+        else:
+            results.append(result(check, FAIL, probed["reason"], latency))
     return results
 
 
@@ -500,7 +521,8 @@ def run_checks(config, inspect=docker_state, fetch=urllib_fetch, run=subprocess.
         slot_results = []
         for slot in config["app_slots"]:
             slot_results.extend(app_slot_results(slot, config.get("address", "127.0.0.1"), endpoints,
-                                                 inspect, fetch, timeout))
+                                                 inspect, fetch, timeout, now=now,
+                                                 start_grace=float(config.get("start_grace_seconds", 0))))
         results.extend(slot_results)
         results.append(app_serving_result(slot_results, endpoints))
     if config.get("db_container"):

@@ -273,6 +273,27 @@ def test_a_running_slot_is_probed_on_each_endpoint_through_the_shared_parser():
     assert hc.app_serving_result(results, ENDPOINTS)["status"] == "fail"
 
 
+@pytest.mark.parametrize(
+    ("started", "status"),
+    [
+        ("2027-01-15T07:59:30.123456789Z", "idle"),  # 30 s ago, inside the 120 s grace: booting
+        ("2027-01-15T07:57:00.000000000Z", "fail"),  # 180 s ago: really failing
+        ("0001-01-01T00:00:00Z", "fail"),  # Docker's "never started"
+        ("", "fail"),
+    ],
+)
+def test_a_slot_that_just_started_is_booting_not_failing(started, status):
+    fetch = _fetch_from({f"http://127.0.0.1:8001{p}": ConnectionRefusedError() for p in ENDPOINTS})
+    results = hc.app_slot_results({"name": "blue", "container": "erp-app-blue", "port": 8001}, "127.0.0.1",
+                                  ENDPOINTS, lambda _c: {**RUNNING, "StartedAt": started}, fetch, 3,
+                                  now=NOW, start_grace=120)
+    assert results[0]["status"] == "ok"
+    assert {r["status"] for r in results[1:]} == {status}
+    if status == "idle":
+        assert results[1]["detail"].startswith("starting (30 s ago): ")
+    assert hc.app_serving_result(results, ENDPOINTS)["status"] == "fail"
+
+
 def test_a_missing_slot_is_idle_and_another_ready_slot_keeps_the_host_serving():
     fetch = _fetch_from({f"http://127.0.0.1:8002{p}": (200, {"status": "pass"}) for p in ENDPOINTS})
     states = {"erp-app-blue": None, "erp-app-green": RUNNING}
