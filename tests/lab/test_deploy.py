@@ -1,0 +1,204 @@
+"""deploy.yml and rollback.yml against the lab, as an operator runs them, under user traffic.
+
+Order matters and is the file's order: the module fixture deploys 1.0.0 first (the lab
+starts with no ERP), then an upgrade under load, an idempotent second run, the lock, a
+rollback, and every faulty build, each of which must end with every app host back on the
+release it ran before and no failed user request. Short bake times and deadlines keep the
+module within minutes; the production values live in the inventories.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from conftest import REPO
+
+LB_PORT = os.environ.get("LAB_HTTP_PORT", "8080")
+FAST = ["-e", "erp_deploy_bake_seconds=4", "-e", "erp_deploy_bake_interval=2", "-e", "erp_deploy_health_deadline=40"]
+QUICK = [*FAST, "-e", "erp_deploy_converge=false"]
+
+
+def playbook(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        ["ansible-playbook", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout,
+        env=dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1"),
+    )
+    proc.output = proc.stdout + proc.stderr  # type: ignore[attr-defined]
+    return proc
+
+
+def recap(proc: subprocess.CompletedProcess) -> dict[str, dict[str, int]]:
+    stats = {}
+    for host, fields in re.findall(r"^(\S+)\s+:\s+(ok=.*)$", proc.stdout, re.M):
+        stats[host] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", fields)}
+    return stats
+
+
+def release_state(host) -> dict:
+    return json.loads(host.ssh("sudo cat /var/lib/erp/release.json").stdout)
+
+
+def app_hosts(lab_hosts):
+    return [h for h in lab_hosts.values() if h.group == "erp_app"]
+
+
+def current_versions(lab_hosts) -> dict[str, str]:
+    return {h.name: release_state(h)["current"]["version"] for h in app_hosts(lab_hosts)}
+
+
+def served_versions(samples: int = 12) -> set[str]:
+    seen = set()
+    for _ in range(samples):
+        with urllib.request.urlopen(f"http://127.0.0.1:{LB_PORT}/version", timeout=10) as response:
+            seen.add(json.load(response)["version"])
+    return seen
+
+
+class Load:
+    """Steady user traffic through the LB: a few threads, bounded in time and count."""
+
+    def __init__(self, threads: int = 4, max_seconds: float = 900, max_requests: int = 400_000):
+        self.ok = 0
+        self.failed: list[str] = []
+        self._stop = threading.Event()
+        self._deadline = time.monotonic() + max_seconds
+        self._max = max_requests
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+
+    def _run(self) -> None:
+        paths = ["/api/customers?limit=5", "/api/invoices?limit=5", "/"]
+        n = 0
+        while not self._stop.is_set() and time.monotonic() < self._deadline and self.ok + len(self.failed) < self._max:
+            path = paths[n % len(paths)]
+            n += 1
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{LB_PORT}{path}", timeout=15) as response:
+                    response.read()
+                with self._lock:
+                    self.ok += 1
+            except (urllib.error.URLError, OSError) as exc:
+                with self._lock:
+                    self.failed.append(f"{path}: {exc}")
+
+    def __enter__(self):
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def deployed(lab_hosts):
+    """The lab starts with no ERP: deploy 1.0.0 (converging the database and the LB)."""
+    proc = playbook("deploy.yml", "-l", "lab", "-e", "erp_version=1.0.0", *FAST)
+    assert proc.returncode == 0, proc.output[-4000:]
+    assert set(current_versions(lab_hosts).values()) == {"1.0.0"}
+    return lab_hosts
+
+
+@pytest.mark.parametrize(("args", "reason"), [
+    (["-e", "erp_version=1.1.0"], "no -l"),
+    (["-l", "lab:erp_app", "-e", "erp_version=1.1.0"], "'lab:erp_app'"),
+    (["-l", "lab"], "-e erp_version"),
+])
+def test_guard_refuses_in_one_line_before_touching_anything(args, reason):
+    proc = playbook("deploy.yml", *args, timeout=300)
+    assert proc.returncode != 0
+    refusal = [line for line in proc.output.splitlines() if "Refusing to run" in line]
+    assert refusal and reason in refusal[0]
+    assert "PLAY [Preflight" not in proc.output
+
+
+def test_upgrade_under_load_fails_no_request_and_moves_every_host(deployed):
+    with Load() as load:
+        proc = playbook("deploy.yml", "-l", "lab", "-e", "erp_version=1.1.0", *QUICK)
+        time.sleep(2)
+    assert proc.returncode == 0, proc.output[-4000:]
+    assert load.failed == [], load.failed[:5]
+    assert load.ok > 500
+    assert set(current_versions(deployed).values()) == {"1.1.0"}
+    assert served_versions() == {"1.1.0"}
+    for host in app_hosts(deployed):
+        state = release_state(host)
+        assert state["previous"]["version"] == "1.0.0"
+        assert state["current"]["image"].startswith("registry:5000/erp-app@sha256:")
+        audit = host.ssh("sudo tail -n 1 /var/log/erp/deploy-audit.log").stdout
+        assert json.loads(audit)["event"] == "deployed"
+        old_slot = state["previous"]["slot"]
+        assert host.ssh(f"sudo docker inspect -f '{{{{.State.Status}}}}' erp-app-{old_slot}").stdout.strip() == "exited"
+
+
+def test_second_deploy_of_the_same_release_changes_nothing(deployed):
+    def snapshot():
+        return {h.name: (h.ssh("sudo docker ps -aq --no-trunc --filter name=erp-app").stdout,
+                         len(release_state(h)["history"])) for h in app_hosts(deployed)}
+    before = snapshot()
+    proc = playbook("deploy.yml", "-l", "lab", "-e", "erp_version=1.1.0", *FAST)
+    assert proc.returncode == 0, proc.output[-4000:]
+    assert snapshot() == before
+    stats = recap(proc)
+    assert all(stats[h.name]["changed"] == 0 for h in deployed.values() if h.group in ("erp_app", "erp_db"))
+
+
+def test_deploy_is_refused_while_another_holds_the_lock(deployed):
+    lb = next(h for h in deployed.values() if h.group == "erp_lb")
+    lock = json.dumps({"by": "alice@elsewhere", "time": "2026-11-27T10:00:00Z", "version": "9.9.9",
+                       "message": "hotfix in progress", "run": "other", "controller": "elsewhere", "pid": 1})
+    lb.ssh(f"echo '{lock}' | sudo tee /var/lib/erp/deploy.lock >/dev/null")
+    try:
+        proc = playbook("deploy.yml", "-l", "lab", "-e", "erp_version=1.0.0", *QUICK, timeout=400)
+        assert proc.returncode != 0
+        assert "Deploy lock held by alice@elsewhere" in proc.output and "hotfix in progress" in proc.output
+        assert "PLAY [Take the deploy lock]" not in proc.output
+        assert set(current_versions(deployed).values()) == {"1.1.0"}
+        assert "alice@elsewhere" in lb.ssh("sudo cat /var/lib/erp/deploy.lock").stdout
+    finally:
+        lb.ssh("sudo rm -f /var/lib/erp/deploy.lock")
+
+
+def test_rollback_returns_every_host_to_the_previous_release(deployed):
+    with Load() as load:
+        proc = playbook("rollback.yml", "-l", "lab", "-e", "erp_deploy_health_deadline=40")
+    assert proc.returncode == 0, proc.output[-4000:]
+    assert load.failed == [], load.failed[:5]
+    assert set(current_versions(deployed).values()) == {"1.0.0"}
+    assert served_versions() == {"1.0.0"}
+    assert all(release_state(h)["history"][-1]["outcome"] == "rollback" for h in app_hosts(deployed))
+
+
+FAULTS = {
+    "crash": [],
+    "never-ready": [],
+    "database-fails": [],
+    "slow-ready": ["-e", "erp_deploy_health_deadline=15"],
+    # Turns bad 20 s after it first was ready: the canary's bake must outlast that.
+    "fails-after-ready": ["-e", "erp_deploy_bake_seconds=40"],
+}
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_a_faulty_release_is_rolled_back_everywhere_without_failed_requests(deployed, fault):
+    before = current_versions(deployed)
+    with Load() as load:
+        proc = playbook("deploy.yml", "-l", "lab", "-e", f"erp_version=1.1.0-fault-{fault}", *QUICK, *FAULTS[fault])
+        time.sleep(2)
+    assert proc.returncode != 0
+    assert "FAILED and was rolled back" in proc.output, proc.output[-4000:]
+    assert current_versions(deployed) == before
+    assert served_versions() == set(before.values())
+    assert load.failed == [], load.failed[:5]
+    lb = next(h for h in deployed.values() if h.group == "erp_lb")
+    assert lb.ssh("test -e /var/lib/erp/deploy.lock", check=False).returncode != 0, "the lock was not released"
