@@ -4,7 +4,8 @@ Order matters and is the file's order: the module fixture deploys 1.0.0 first (t
 starts with no ERP), then an upgrade under load, an idempotent second run, the lock, a
 rollback, and every faulty build, each of which must end with every app host back on the
 release it ran before and no failed user request. Short bake times and deadlines keep the
-module within minutes; the production values live in the inventories.
+module within minutes; the production values live in the inventories. The guard's refusals
+need no lab: tests/unit/playbooks/test_deploy_guard.py.
 """
 
 from __future__ import annotations
@@ -107,19 +108,6 @@ def deployed(lab_hosts):
     assert proc.returncode == 0, proc.output[-4000:]
     assert set(current_versions(lab_hosts).values()) == {"1.0.0"}
     return lab_hosts
-
-
-@pytest.mark.parametrize(("args", "reason"), [
-    (["-e", "erp_version=1.1.0"], "no -l"),
-    (["-l", "lab:erp_app", "-e", "erp_version=1.1.0"], "'lab:erp_app'"),
-    (["-l", "lab"], "-e erp_version"),
-])
-def test_guard_refuses_in_one_line_before_touching_anything(args, reason):
-    proc = playbook("deploy.yml", *args, timeout=300)
-    assert proc.returncode != 0
-    refusal = [line for line in proc.output.splitlines() if "Refusing to run" in line]
-    assert refusal and reason in refusal[0]
-    assert "PLAY [Preflight" not in proc.output
 
 
 def test_upgrade_under_load_fails_no_request_and_moves_every_host(deployed):

@@ -1,0 +1,71 @@
+"""What the erp_lb and erp_app templates promise, rendered from the roles' own defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jinja2
+import pytest
+import yaml
+
+ROLES = Path(__file__).resolve().parents[3] / "roles"
+
+
+def render(role: str, template: str, **variables) -> str:
+    defaults = yaml.safe_load((ROLES / role / "defaults" / "main.yml").read_text())
+    # Config files, not HTML: autoescaping would corrupt them (Ansible renders without it too).
+    env = jinja2.Environment(  # noqa: S701
+        loader=jinja2.FileSystemLoader(ROLES / role / "templates"), undefined=jinja2.StrictUndefined)
+    context = {**defaults, "ansible_managed": "managed", **variables}
+    return env.get_template(template).render(**context)
+
+
+@pytest.fixture
+def haproxy_cfg():
+    hostvars = {"app1": {"erp_internal_address": "10.0.0.5"}, "app2": {"erp_internal_address": "10.0.0.6"}}
+    return render(
+        "erp_lb", "haproxy.cfg.j2", _erp_lb_app_hosts=["app1", "app2"], hostvars=hostvars,
+        _erp_lb_state_file="/var/lib/haproxy/state/server-state", erp_lb_internal_address="10.0.0.3",
+    )
+
+
+def test_every_slot_of_every_app_host_is_a_checked_server_that_starts_disabled(haproxy_cfg):
+    servers = [line.split() for line in haproxy_cfg.splitlines() if line.strip().startswith("server ")]
+    assert [s[1] for s in servers] == ["app1_blue", "app1_green", "app2_blue", "app2_green"]
+    assert [s[2] for s in servers] == ["10.0.0.5:8001", "10.0.0.5:8002", "10.0.0.6:8001", "10.0.0.6:8002"]
+    assert all(s[3:] == ["check", "disabled"] for s in servers)
+    assert "http-check send meth GET uri /health/ready" in haproxy_cfg
+
+
+def test_health_and_stats_are_not_public(haproxy_cfg):
+    public = haproxy_cfg.split("frontend erp_public")[1].split("frontend erp_internal")[0]
+    internal = haproxy_cfg.split("frontend erp_internal")[1].split("backend ")[0]
+    assert "http-request deny deny_status 404 if { path_beg /health }" in public
+    assert "stats" not in public and "prometheus-exporter" not in public
+    assert "bind 10.0.0.3:8404" in internal and "stats enable" in internal
+
+
+def test_runtime_states_survive_reloads_and_only_idempotent_requests_are_retried(haproxy_cfg):
+    assert "server-state-file /var/lib/haproxy/state/server-state" in haproxy_cfg
+    assert "load-server-state-from-file global" in haproxy_cfg
+    assert "stats socket /run/haproxy/admin.sock mode 600 level admin" in haproxy_cfg
+    assert "http-request disable-l7-retry if !METH_GET !METH_HEAD" in haproxy_cfg
+
+
+def test_app_env_file_carries_the_contract_settings():
+    text = render("erp_app", "app.env.j2", _erp_app_database_url="postgresql://erp:pw@db:5432/erp",
+                  erp_app_secret_key="k" * 20, erp_app_extra_env={"ERP_FAULT_DELAY_SECONDS": "5"})
+    lines = dict(line.split("=", 1) for line in text.splitlines() if line and not line.startswith("#"))
+    assert lines == {
+        "ERP_DATABASE_URL": "postgresql://erp:pw@db:5432/erp", "ERP_SECRET_KEY": "k" * 20, "ERP_PORT": "8000",
+        "ERP_LOG_LEVEL": "INFO", "ERP_SHUTDOWN_GRACE_SECONDS": "10", "ERP_FAULT_DELAY_SECONDS": "5",
+    }
+
+
+def test_app_container_stop_timeout_outlasts_the_shutdown_grace():
+    text = (ROLES / "erp_app" / "vars" / "main.yml").read_text()
+    assert '_erp_app_stop_timeout: "{{ erp_app_shutdown_grace_seconds | int + 5 }}"' in text
+    slot = (ROLES / "erp_app" / "tasks" / "slot.yml").read_text()
+    for setting in ("read_only: true", "no-new-privileges", "user: \"{{ erp_app_user }}\"", "cap_drop:",
+                    "stop_timeout: \"{{ _erp_app_stop_timeout | int }}\"", "erp-app, healthcheck, /health/live"):
+        assert setting in slot
