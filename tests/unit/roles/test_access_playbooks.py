@@ -109,3 +109,23 @@ def test_the_access_review_is_guarded_and_only_reads():
     for task in tasks:
         if task["name"] in writers:
             assert task.get("delegate_to") == "localhost", task["name"]
+
+
+def test_site_provisions_then_deploys():
+    checks, provision, deploy = load("playbooks/site.yml")
+    assert checks["tasks"][0]["ansible.builtin.import_tasks"] == "tasks/guard_environment.yml"
+    assert provision["ansible.builtin.import_playbook"] == "provision.yml"
+    assert deploy["ansible.builtin.import_playbook"] == "deploy.yml"
+
+
+def test_site_refuses_a_run_without_a_release_before_provisioning(tmp_path):
+    (tmp_path / "inventory.yml").write_text(INVENTORY)
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_PYTHON_INTERPRETER=sys.executable)
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(tmp_path / "inventory.yml"),
+         str(REPO / "playbooks" / "site.yml"), "-l", "lab"],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
+    )
+    assert proc.returncode != 0
+    assert "Refusing to run: site.yml also deploys; give the release with -e erp_version=<image tag>" in proc.stdout
+    assert "Check inputs of each role" not in proc.stdout
