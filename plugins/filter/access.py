@@ -82,6 +82,23 @@ def _today(today):
     return _parse_date(today, "today") if today else dt.datetime.now(dt.UTC).date()
 
 
+# Length-prefixed fields in the key data: the type, then the key material.
+KEY_FIELDS = {"ssh-ed25519": 2, "ssh-rsa": 3, "ecdsa-sha2-nistp256": 3, "ecdsa-sha2-nistp384": 3,
+              "ecdsa-sha2-nistp521": 3, "sk-ssh-ed25519@openssh.com": 3, "sk-ecdsa-sha2-nistp256@openssh.com": 4}
+
+
+def _wire_fields(blob):
+    """SSH wire format: uint32 length + bytes, repeated to the exact end, else ValueError."""
+    fields, offset = [], 0
+    while offset < len(blob):
+        (length,) = struct.unpack(">I", blob[offset : offset + 4])
+        if length == 0 or offset + 4 + length > len(blob):
+            raise ValueError("truncated field")
+        fields.append(blob[offset + 4 : offset + 4 + length])
+        offset += 4 + length
+    return fields
+
+
 def _key_blob(line, field):
     """An authorized_keys line (optionally with options before the type) -> (type, blob, comment)."""
     if not isinstance(line, str) or not line.strip():
@@ -93,12 +110,14 @@ def _key_blob(line, field):
     key_type, data = tokens[start], tokens[start + 1]
     try:
         blob = base64.b64decode(data, validate=True)
-        (length,) = struct.unpack(">I", blob[:4])
-        embedded = blob[4 : 4 + length].decode("ascii")
-    except (binascii.Error, struct.error, UnicodeDecodeError, ValueError):
-        _fail(field, "not an OpenSSH public key: the key data is not valid base64 key material")
+        fields = _wire_fields(blob)
+        embedded = fields[0].decode("ascii")
+    except (binascii.Error, struct.error, UnicodeDecodeError, ValueError, IndexError):
+        _fail(field, "not an OpenSSH public key: the key data is not valid base64 key material (cut short?)")
     if embedded != key_type:
         _fail(field, f"not an OpenSSH public key: the data is a '{embedded}' key labelled '{key_type}'")
+    if len(fields) < KEY_FIELDS.get(key_type, 2):
+        _fail(field, "not an OpenSSH public key: the key data is incomplete (cut short?)")
     return key_type, blob, " ".join(tokens[start + 2 :])
 
 
