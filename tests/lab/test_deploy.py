@@ -133,8 +133,10 @@ def test_second_deploy_of_the_same_release_changes_nothing(deployed):
     def snapshot():
         return {h.name: (h.ssh("sudo docker ps -aq --no-trunc --filter name=erp-app").stdout,
                          len(release_state(h)["history"])) for h in app_hosts(deployed)}
+    running = set(current_versions(deployed).values())
+    assert len(running) == 1
     before = snapshot()
-    proc = playbook("deploy.yml", "-l", "lab", "-e", "erp_version=1.1.0", *FAST)
+    proc = playbook("deploy.yml", "-l", "lab", "-e", f"erp_version={running.pop()}", *FAST)
     assert proc.returncode == 0, proc.output[-4000:]
     assert snapshot() == before
     stats = recap(proc)
@@ -145,13 +147,14 @@ def test_deploy_is_refused_while_another_holds_the_lock(deployed):
     lb = next(h for h in deployed.values() if h.group == "erp_lb")
     lock = json.dumps({"by": "alice@elsewhere", "time": "2026-11-27T10:00:00Z", "version": "9.9.9",
                        "message": "hotfix in progress", "run": "other", "controller": "elsewhere", "pid": 1})
+    before = current_versions(deployed)
     lb.ssh(f"echo '{lock}' | sudo tee /var/lib/erp/deploy.lock >/dev/null")
     try:
-        proc = playbook("deploy.yml", "-l", "lab", "-e", "erp_version=1.0.0", *QUICK, timeout=400)
+        proc = playbook("deploy.yml", "-l", "lab", "-e", "erp_version=1.1.0", *QUICK, timeout=400)
         assert proc.returncode != 0
         assert "Deploy lock held by alice@elsewhere" in proc.output and "hotfix in progress" in proc.output
         assert "PLAY [Take the deploy lock]" not in proc.output
-        assert set(current_versions(deployed).values()) == {"1.1.0"}
+        assert current_versions(deployed) == before
         assert "alice@elsewhere" in lb.ssh("sudo cat /var/lib/erp/deploy.lock").stdout
     finally:
         lb.ssh("sudo rm -f /var/lib/erp/deploy.lock")
