@@ -210,7 +210,9 @@ def build_images(with_erp: bool = True) -> None:
 
 def push_images() -> None:
     port = registry_port()
-    images = ["postgres:15"] + [f"erp-app:{tag}" for tag, _, _ in erp_app_tags()]
+    # The base image too: roles that build a small image on a host (HAProxy) start FROM it,
+    # as a real site's hosts would from its own registry.
+    images = [BASE_IMAGE, "postgres:15"] + [f"erp-app:{tag}" for tag, _, _ in erp_app_tags()]
     progress(f"pushing {len(images)} images into the lab registry (127.0.0.1:{port}, hosts see it as registry:5000)")
     for image in images:
         remote = f"127.0.0.1:{port}/{image}"

@@ -81,3 +81,10 @@ def test_the_app_image_in_the_registry_reports_its_release(lab_hosts):
     app2 = lab_hosts["app2"]
     version = app2.ssh("sudo docker run --rm registry:5000/erp-app:1.1.0 version").stdout.strip()
     assert "1.1.0" in version
+
+
+@pytest.mark.parametrize(("repository", "tag"), [("debian", "bookworm-slim"), ("postgres", "15")])
+def test_base_and_database_images_are_in_the_lab_registry(repository, tag):
+    port = os.environ.get("LAB_REGISTRY_PORT", "5000")
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/{repository}/tags/list", timeout=10) as response:
+        assert tag in json.load(response)["tags"]
