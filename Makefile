@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 LAB := python3 lab/labctl.py
 MOLECULE_SCENARIOS := $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
 
-.PHONY: help setup demo test lint unit molecule lab-smoke lab lab-up lab-down lab-status lab-reset lab-images
+.PHONY: help setup demo test lint unit molecule backup-tests lab-smoke lab lab-up lab-down lab-status lab-reset lab-images
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -28,6 +28,9 @@ unit: setup ## pytest unit tests
 
 molecule: setup ## molecule test for every scenario in molecule/
 	@scripts/test.sh molecule
+
+backup-tests: setup ## The backup scripts against real PostgreSQL containers
+	@scripts/test.sh backup
 
 lab-smoke: setup ## Lab up, checks over SSH and inside the hosts' engines, lab down
 	@scripts/test.sh lab

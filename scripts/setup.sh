@@ -102,7 +102,8 @@ check_disk() {
 }
 
 # promtool (package prometheus) checks the alert rules and metrics in the tests.
-ensure_packages openssh-client debootstrap rsync prometheus
+# age encrypts backups at rest (erp_backup) and its tests use it.
+ensure_packages openssh-client debootstrap rsync prometheus age
 ensure_python
 check_disk
 ensure_docker

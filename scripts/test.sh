@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make test`: every test stage, or the named ones (lint unit molecule lab).
+# `make test`: every test stage, or the named ones (lint unit molecule backup lab).
 # Fails on the first failing stage; prints one closing line of stage results.
 set -euo pipefail
 
@@ -10,7 +10,7 @@ export ANSIBLE_CONFIG="$repo/ansible.cfg"
 export PY_COLORS=0 ANSIBLE_FORCE_COLOR=0
 
 stages=("$@")
-[ ${#stages[@]} -gt 0 ] || stages=(lint unit molecule lab)
+[ ${#stages[@]} -gt 0 ] || stages=(lint unit molecule backup lab)
 passed=0
 
 banner() { printf '\n===== %s =====\n' "$*"; }
@@ -45,6 +45,12 @@ stage_molecule() {
   done
 }
 
+# The backup scripts run for real against PostgreSQL containers on this machine's engine.
+stage_backup() {
+  python3 lab/labctl.py images
+  run_pytest -q tests/backup
+}
+
 stage_lab() {
   trap 'python3 lab/labctl.py down || true' RETURN
   python3 lab/labctl.py up
@@ -53,8 +59,8 @@ stage_lab() {
 
 for stage in "${stages[@]}"; do
   case "$stage" in
-    lint|unit|molecule|lab) ;;
-    *) echo "test.sh: unknown stage '$stage' (choose from lint unit molecule lab)" >&2; exit 2 ;;
+    lint|unit|molecule|backup|lab) ;;
+    *) echo "test.sh: unknown stage '$stage' (choose from lint unit molecule backup lab)" >&2; exit 2 ;;
   esac
   banner "$stage"
   started=$SECONDS
