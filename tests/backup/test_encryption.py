@@ -10,7 +10,6 @@ import pytest
 from backup_env import Jobs
 
 
-
 @pytest.fixture(autouse=True, scope="module")
 def _age_is_installed():
     # `make setup` installs age; its absence is a broken setup, not a reason to skip.
