@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 LAB := python3 lab/labctl.py
 MOLECULE_SCENARIOS := $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
 
-.PHONY: help setup demo test lint unit molecule backup-tests lab-smoke lab lab-up lab-down lab-status lab-reset lab-images
+.PHONY: help setup demo test lint unit molecule backup-tests lab-smoke test-deploy lab lab-up lab-down lab-status lab-reset lab-images
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -34,6 +34,9 @@ backup-tests: setup ## The backup scripts against real PostgreSQL containers
 
 lab-smoke: setup ## Lab up, checks over SSH and inside the hosts' engines, lab down
 	@scripts/test.sh lab
+
+test-deploy: setup ## Lab up, deploy end-to-end suite (upgrade under load, faulty builds, rollback), lab down
+	@scripts/test.sh deploy
 
 lab lab-up: setup ## Bring the lab up (or bring it back to the wanted state)
 	@$(LAB) up
