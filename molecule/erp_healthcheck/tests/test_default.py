@@ -80,8 +80,9 @@ def test_healthy_host_writes_every_check_ok_atomically_and_calls_nobody(host):
 
 def test_stopping_the_only_slot_flips_the_metric_and_calls_the_webhook_once(host):
     before = len(calls(host))
-    host.run_expect([0], "docker stop -t 15 erp-app-blue")
-    outcome = run_check(host)
+    # Stopped under the lock: a cron run must not see the slot mid-drain (ready already 503
+    # while the container still runs), which is a different state from the one tested here.
+    outcome = run_check(host, before="docker stop -t 15 erp-app-blue >/dev/null")
     assert outcome.rc == 1
     assert metric(host, "erp_healthcheck_check_ok", "app_serving") == 0
     assert metric(host, "erp_healthcheck_check_idle", "app_blue_container") == 1
