@@ -87,9 +87,10 @@ def test_provision_guards_then_checks_every_role_before_changing_anything():
     assert guard["tasks"][0]["ansible.builtin.import_tasks"] == "tasks/guard_environment.yml"
     check = checks["tasks"][0]
     assert check["ansible.builtin.include_role"]["tasks_from"] == "preflight.yml"
-    assert check["loop"] == ["base", "docker_engine", "hardening", "access", "erp_healthcheck"]
+    roles = ["base", "docker_engine", "hardening", "access", "erp_healthcheck"]
+    assert check["loop"] == roles
     assert checks["any_errors_fatal"] is True
-    assert [r["role"] for r in provision["roles"]] == ["base", "docker_engine", "hardening", "access", "erp_healthcheck"]
+    assert [r["role"] for r in provision["roles"]] == roles
 
 
 @pytest.mark.parametrize("name", ["provision", "site", "access_review"])
