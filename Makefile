@@ -1,9 +1,6 @@
 # The two commands a newcomer needs: `make demo` and `make test` (see README.md).
 SHELL := /bin/bash
-VENV := .venv
-BIN := $(VENV)/bin
 LAB := python3 lab/labctl.py
-MOLECULE_SCENARIOS := $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
 
 .PHONY: help setup demo test lint unit molecule backup-tests lab-smoke test-deploy lab lab-up lab-down lab-status lab-reset lab-images
 

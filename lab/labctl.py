@@ -123,8 +123,8 @@ def progress(message: str) -> None:
     print(f"[lab {time.monotonic() - _started:6.1f}s] {message}", flush=True)
 
 
-def run(*cmd: str, check: bool = True, capture: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, capture_output=capture, text=True, input=stdin)
+def run(*cmd: str, check: bool = True, capture: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, capture_output=capture, text=True)
     if check and proc.returncode != 0:
         detail = (proc.stderr or proc.stdout or "").strip().splitlines()
         raise LabError(f"`{' '.join(cmd[:4])}...` failed: {detail[-1] if detail else 'exit ' + str(proc.returncode)}")
@@ -132,9 +132,9 @@ def run(*cmd: str, check: bool = True, capture: bool = True, stdin: str | None =
 
 
 def docker(
-    *args: str, check: bool = True, capture: bool = True, stdin: str | None = None,
+    *args: str, check: bool = True, capture: bool = True,
 ) -> subprocess.CompletedProcess:
-    return run("docker", *args, check=check, capture=capture, stdin=stdin)
+    return run("docker", *args, check=check, capture=capture)
 
 
 def require_engine() -> None:
