@@ -520,6 +520,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("labctl: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # Output piped into `head` or similar that stopped reading: not an error of the lab.
+        sys.stderr.close()
+        return 0
     return 0
 
 
