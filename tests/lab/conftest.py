@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,3 +54,92 @@ def lab_hosts() -> dict[str, Host]:
             hosts[name] = Host(name, group, hostvars["ansible_port"], conn["ansible_user"],
                                conn["ansible_ssh_private_key_file"], known_hosts)
     return hosts
+
+
+# Shared by the lab test modules: run playbooks as an operator does, read the hosts' release
+# state, and drive user traffic through the LB.
+LB_PORT = os.environ.get("LAB_HTTP_PORT", "8080")
+FAST = ["-e", "erp_deploy_bake_seconds=4", "-e", "erp_deploy_bake_interval=2", "-e", "erp_deploy_health_deadline=40"]
+QUICK = [*FAST, "-e", "erp_deploy_converge=false"]
+
+
+def playbook(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        ["ansible-playbook", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout,
+        env=dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1"),
+    )
+    proc.output = proc.stdout + proc.stderr  # type: ignore[attr-defined]
+    return proc
+
+
+def recap(proc: subprocess.CompletedProcess) -> dict[str, dict[str, int]]:
+    stats = {}
+    for host, fields in re.findall(r"^(\S+)\s+:\s+(ok=.*)$", proc.stdout, re.M):
+        stats[host] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", fields)}
+    return stats
+
+
+def release_state(host) -> dict:
+    return json.loads(host.ssh("sudo cat /var/lib/erp/release.json").stdout)
+
+
+def app_hosts(lab_hosts):
+    return [h for h in lab_hosts.values() if h.group == "erp_app"]
+
+
+def current_versions(lab_hosts) -> dict[str, str]:
+    return {h.name: release_state(h)["current"]["version"] for h in app_hosts(lab_hosts)}
+
+
+def served_versions(samples: int = 12) -> set[str]:
+    seen = set()
+    for _ in range(samples):
+        with urllib.request.urlopen(f"http://127.0.0.1:{LB_PORT}/version", timeout=10) as response:
+            seen.add(json.load(response)["version"])
+    return seen
+
+
+class Load:
+    """Steady user traffic through the LB: a few threads, bounded in time and count."""
+
+    def __init__(self, threads: int = 4, max_seconds: float = 900, max_requests: int = 400_000):
+        self.ok = 0
+        self.failed: list[str] = []
+        self._stop = threading.Event()
+        self._deadline = time.monotonic() + max_seconds
+        self._max = max_requests
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+
+    def _run(self) -> None:
+        paths = ["/api/customers?limit=5", "/api/invoices?limit=5", "/"]
+        n = 0
+        while not self._stop.is_set() and time.monotonic() < self._deadline and self.ok + len(self.failed) < self._max:
+            path = paths[n % len(paths)]
+            n += 1
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{LB_PORT}{path}", timeout=15) as response:
+                    response.read()
+                with self._lock:
+                    self.ok += 1
+            except (urllib.error.URLError, OSError) as exc:
+                with self._lock:
+                    self.failed.append(f"{path}: {exc}")
+
+    def __enter__(self):
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
+
+
+def ensure_release(lab_hosts, version: str = "1.0.0") -> None:
+    """Bring every app host of the lab to ``version`` with deploy.yml (a no-op when already
+    there), so each test module starts from a known release whatever ran before it."""
+    proc = playbook("deploy.yml", "-l", "lab", "-e", f"erp_version={version}", *FAST)
+    assert proc.returncode == 0, proc.output[-4000:]
+    assert set(current_versions(lab_hosts).values()) == {version}
