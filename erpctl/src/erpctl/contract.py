@@ -19,10 +19,13 @@ ROLE_GROUPS = (LB_GROUP, APP_GROUP, DB_GROUP)
 INVENTORY_DIR = "inventories"
 
 # Extra variables of deploy.yml: the release, which app hosts this run may switch (the
-# others are left alone), the batches inside this run, and the erpctl lock this run holds.
+# others are left alone), the batches inside this run, the stage's number (stages after the
+# first skip converging, the pre-deploy backup and migrations: done once per rollout), and
+# the erpctl lock this run holds (deploy.yml neither takes nor releases it).
 VAR_VERSION = "erp_version"
 VAR_ROLLOUT_HOSTS = "erp_rollout_hosts"
 VAR_ROLLOUT_BATCHES = "erp_rollout_batches"
+VAR_ROLLOUT_STAGE = "erp_rollout_stage"
 VAR_LOCK_ID = "erp_lock_id"
 # Extra variables of rollback.yml: the hosts to put back (and erp_version when the target
 # release is known; without it rollback.yml takes the previous good release from history).

@@ -182,7 +182,8 @@ class Rollout:
     def _extravars(self, stage: Stage, lock_id: str) -> dict:
         extravars = dict(self.opts.extra_vars)
         extravars.update({contract.VAR_VERSION: self.opts.version, contract.VAR_ROLLOUT_HOSTS: list(stage.hosts),
-                          contract.VAR_ROLLOUT_BATCHES: ["100%"], contract.VAR_LOCK_ID: lock_id})
+                          contract.VAR_ROLLOUT_BATCHES: ["100%"], contract.VAR_ROLLOUT_STAGE: stage.number,
+                          contract.VAR_LOCK_ID: lock_id})
         return extravars
 
     def _deploy(self, stage: Stage, label: str, lock_id: str, record: dict) -> str | None:

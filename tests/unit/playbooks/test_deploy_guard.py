@@ -30,6 +30,13 @@ def run(playbook: str, *args: str) -> subprocess.CompletedProcess:
     ("deploy.yml", ["-l", "prod"], "-e erp_version=<image tag>"),
     ("deploy.yml", ["-l", "prod", "-e", "erp_version=bad/tag"], "(got 'bad/tag')"),
     ("rollback.yml", [], "got no -l"),
+    ("deploy.yml", ["-l", "prod", "-e", "erp_version=1.1.0", "-e", '{"erp_rollout_hosts": ["prod-lb1"]}'],
+     'got ["prod-lb1"]'),
+    ("deploy.yml", ["-l", "prod", "-e", "erp_version=1.1.0", "-e", "erp_rollout_hosts=prod-app1"],
+     'got "prod-app1"'),
+    ("deploy.yml", ["-l", "prod", "-e", "erp_version=1.1.0", "-e", "erp_rollout_stage=0"], "a stage number"),
+    ("deploy.yml", ["-l", "prod", "-e", "erp_version=1.1.0", "-e", "erp_lock_id=a;rm"], '"a;rm"'),
+    ("rollback.yml", ["-l", "prod", "-e", '{"erp_rollback_hosts": ["staging-app1"]}'], 'got ["staging-app1"]'),
 ])
 def test_guard_refuses_with_one_line_reason_and_contacts_no_host(playbook, args, says):
     proc = run(playbook, *args)
