@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 LAB := python3 lab/labctl.py
 
-.PHONY: help setup demo test lint unit molecule backup-tests lab-smoke test-deploy lab lab-up lab-down lab-status lab-reset lab-images
+.PHONY: help setup demo test lint unit molecule backup-tests lab-tests lab lab-up lab-down lab-status lab-reset lab-images
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -14,7 +14,7 @@ demo: setup ## Set everything up, bring up the lab and run the main job against 
 	@$(LAB) up
 	@scripts/demo.sh
 
-test: setup ## Run every test: lint, unit, molecule, lab smoke test
+test: setup ## Run every test: lint, unit, molecule, backup scripts, the lab end-to-end suites
 	@scripts/test.sh
 
 lint: setup ## ruff, yamllint, ansible-lint (production profile)
@@ -29,11 +29,8 @@ molecule: setup ## molecule test for every scenario in molecule/
 backup-tests: setup ## The backup scripts against real PostgreSQL containers
 	@scripts/test.sh backup
 
-lab-smoke: setup ## Lab up, checks over SSH and inside the hosts' engines, lab down
+lab-tests: setup ## Lab up, every lab test (LAB_TESTS=test_deploy,... for some), lab down
 	@scripts/test.sh lab
-
-test-deploy: setup ## Lab up, deploy end-to-end suite (upgrade under load, faulty builds, rollback), lab down
-	@scripts/test.sh deploy
 
 lab lab-up: setup ## Bring the lab up (or bring it back to the wanted state)
 	@$(LAB) up

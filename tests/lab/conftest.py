@@ -59,6 +59,7 @@ def lab_hosts() -> dict[str, Host]:
 # Shared by the lab test modules: run playbooks as an operator does, read the hosts' release
 # state, and drive user traffic through the LB.
 LB_PORT = os.environ.get("LAB_HTTP_PORT", "8080")
+LAB_NAME = os.environ.get("LAB_NAME", "erplab")
 FAST = ["-e", "erp_deploy_bake_seconds=4", "-e", "erp_deploy_bake_interval=2", "-e", "erp_deploy_health_deadline=40"]
 QUICK = [*FAST, "-e", "erp_deploy_converge=false"]
 

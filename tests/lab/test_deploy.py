@@ -11,11 +11,14 @@ need no lab: tests/unit/playbooks/test_deploy_guard.py.
 from __future__ import annotations
 
 import json
+import subprocess
+import threading
 import time
 
 import pytest
 from conftest import (
     FAST,
+    LAB_NAME,
     QUICK,
     Load,
     app_hosts,
@@ -113,6 +116,40 @@ def test_a_faulty_release_is_rolled_back_everywhere_without_failed_requests(depl
         time.sleep(2)
     assert proc.returncode != 0
     assert "FAILED and was rolled back" in proc.output, proc.output[-4000:]
+    assert current_versions(deployed) == before
+    assert served_versions() == set(before.values())
+    assert load.failed == [], load.failed[:5]
+    lb = next(h for h in deployed.values() if h.group == "erp_lb")
+    assert lb.ssh("test -e /var/lib/erp/deploy.lock", check=False).returncode != 0, "the lock was not released"
+
+
+def test_a_host_lost_mid_rollout_stops_it_and_the_others_are_undone(deployed):
+    """app2 becomes unreachable (its sshd killed) once app1 is switched: the run must not
+    abort there but undo app1, release the lock and name the lost host."""
+    before = current_versions(deployed)
+    first, second = sorted(h.name for h in app_hosts(deployed))
+    host = deployed[first]
+    container = f"{LAB_NAME}-{second}"
+    target = "1.1.0" if set(before.values()) == {"1.0.0"} else "1.0.0"
+    proc = None
+    try:
+        with Load() as load:
+            runner = threading.Thread(target=lambda: setattr(
+                runner, "result", playbook("deploy.yml", "-l", "lab", "-e", f"erp_version={target}", *QUICK)))
+            runner.start()
+            deadline = time.monotonic() + 600
+            while time.monotonic() < deadline and runner.is_alive():
+                if release_state(host)["current"]["version"] == target:
+                    subprocess.run(["docker", "exec", container, "pkill", "-x", "sshd"], check=True)
+                    break
+                time.sleep(0.5)
+            runner.join(timeout=900)
+            proc = runner.result
+    finally:
+        subprocess.run(["docker", "exec", container, "systemctl", "restart", "ssh"], check=True)
+    assert proc.returncode != 0
+    assert "FAILED and was rolled back" in proc.output, proc.output[-4000:]
+    assert f"lost during the rollout (unreachable or failed): {second}" in proc.output
     assert current_versions(deployed) == before
     assert served_versions() == set(before.values())
     assert load.failed == [], load.failed[:5]
