@@ -39,6 +39,8 @@ def test_good_rollout_goes_stage_by_stage(erpctl, lab):
     first = deploys(lab)[0]
     assert first[contract.VAR_VERSION] == "1.1.0"
     assert first[contract.VAR_ROLLOUT_BATCHES] == ["100%"]
+    # Stage numbers: deploy.yml converges, backs up and migrates in stage 1 only.
+    assert [d[contract.VAR_ROLLOUT_STAGE] for d in deploys(lab)] == [1, 2]
     assert first[contract.VAR_LOCK_ID] == deploys(lab)[1][contract.VAR_LOCK_ID]
     assert first[contract.VAR_LOCK_ID] == result.report()["lock"]["run"]
     assert result.report()["lock"]["host"] == "lb1"
