@@ -144,3 +144,19 @@ def ensure_release(lab_hosts, version: str = "1.0.0") -> None:
     proc = playbook("deploy.yml", "-l", "lab", "-e", f"erp_version={version}", *FAST)
     assert proc.returncode == 0, proc.output[-4000:]
     assert set(current_versions(lab_hosts).values()) == {version}
+
+
+def lab_vault_values() -> dict[str, str]:
+    """Every secret of the lab vault, decrypted: tests assert none of them leaks anywhere."""
+    from ansible.parsing.vault import VaultLib, VaultSecret
+
+    group_vars = REPO / "inventories" / "lab" / "group_vars" / "lab"
+    password = (REPO / "inventories" / "lab" / "vault-password-lab-only.txt").read_bytes().strip()
+    vault = VaultLib([("lab", VaultSecret(password))])
+    values = {}
+    for name, block in re.findall(r"^(\w+): !vault \|\n((?:[ \t]+\S.*\n?)+)", (group_vars / "vault.yml").read_text(),
+                                  re.M):
+        ciphertext = "\n".join(line.strip() for line in block.splitlines())
+        values[name] = vault.decrypt(ciphertext).decode()
+    assert values, "no vaulted value found in the lab vault"
+    return values

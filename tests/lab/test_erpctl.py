@@ -17,7 +17,16 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import REPO, Load, app_hosts, current_versions, ensure_release, release_state, served_versions
+from conftest import (
+    REPO,
+    Load,
+    app_hosts,
+    current_versions,
+    ensure_release,
+    lab_vault_values,
+    release_state,
+    served_versions,
+)
 
 ERPCTL = shutil.which("erpctl", path=str(REPO / ".venv" / "bin")) or "erpctl"
 # The stage's deploy.yml: no converge (the module fixture did it), short health deadline.
@@ -75,6 +84,12 @@ def test_a_good_release_goes_stage_by_stage_to_every_host(on_1_0_0):
     assert (run_dir / "artifacts" / "stage-1-deploy" / "stdout").is_file()
     audit = (REPO / "artifacts" / "erpctl" / "audit.log").read_text().splitlines()
     assert json.loads(audit[-1])["outcome"] == "succeeded"
+    # No vault value in the progress output, the report or the runner artifacts (the env
+    # file with the database password was written during the run).
+    leaked = {name for name, value in lab_vault_values().items()
+              if value in proc.stderr or value in proc.stdout
+              or any(value in path.read_text(errors="replace") for path in run_dir.rglob("*") if path.is_file())}
+    assert not leaked, f"secrets leaked: {sorted(leaked)}"
 
 
 # Each faulty build, from 1.1.0: where it must be caught.
