@@ -92,16 +92,17 @@ def test_a_good_release_goes_stage_by_stage_to_every_host(on_1_0_0):
     assert not leaked, f"secrets leaked: {sorted(leaked)}"
 
 
-# Each faulty build, from 1.1.0: where it must be caught.
+# Each faulty build, from 1.1.0: where it may be caught, all in the canary stage.
 FAULTS = {
-    "crash": "deploy.yml failed",
-    "never-ready": "deploy.yml failed",
-    "database-fails": "deploy.yml failed",
-    "slow-ready": "deploy.yml failed",
-    # Turns bad 20 s after it first was ready: erpctl's bake outlasts that.
-    "fails-after-ready": "canary analysis failed",
+    "crash": ("deploy.yml failed",),
+    "never-ready": ("deploy.yml failed",),
+    "database-fails": ("deploy.yml failed",),
+    "slow-ready": ("deploy.yml failed",),
+    # Turns bad 20 s after it first was ready: by deploy.yml's own bake when the stage's run
+    # outlasts that (a slow machine), else by erpctl's bake, which outlasts it.
+    "fails-after-ready": ("deploy.yml failed", "canary analysis failed"),
     # Healthy, but answers a share of user requests with HTTP 500: only the analysis sees it.
-    "errors-500": "canary analysis failed",
+    "errors-500": ("canary analysis failed",),
 }
 
 
