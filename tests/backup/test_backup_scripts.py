@@ -61,6 +61,33 @@ def test_verify_restores_into_a_throwaway_container_and_records_the_restore_time
     assert docker("ps", "-aq", "--filter", f"name={RUN_ID}-verify").stdout.strip() == ""
 
 
+def test_counts_taken_while_rows_are_written_describe_exactly_the_dumped_data(tmp_path, victim):
+    """The manifest's counts come from the dump's own snapshot: with inserts committing all
+    through the backup, the restored dump still has exactly the counted rows."""
+    jobs = Jobs(tmp_path, victim)
+    jobs.configure()
+    writer = subprocess.Popen(
+        ["docker", "exec", "-i", victim, "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-U", "postgres", "-d", "erp",
+         "-c", "DO $$ BEGIN FOR i IN 1..4000 LOOP INSERT INTO customers (name) VALUES ('concurrent ' || i);"
+               " COMMIT; PERFORM pg_sleep(0.005); END LOOP; END $$"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: psql(victim, "SELECT count(*) FROM customers WHERE name LIKE 'concurrent %'") != "0",
+                 what="the writer to start")
+        result = jobs.run("erp-backup")
+        still_writing = writer.poll() is None
+    finally:
+        writer.kill()
+        writer.wait(timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert still_writing, "the writer ended before the backup: the test proves nothing"
+    [backup] = jobs.backups()
+    counted = jobs.manifest(backup)["row_counts"]["public.customers"]
+    assert 50 < counted < 50 + 4000
+    verify = jobs.run("erp-backup-verify")
+    assert verify.returncode == 0, verify.stderr
+
+
 def test_a_corrupted_dump_fails_verification_and_names_the_file(jobs: Jobs):
     assert jobs.run("erp-backup").returncode == 0
     [backup] = jobs.backups()

@@ -61,3 +61,21 @@ def test_base_backup_without_a_wal_receiver_fails_loudly(wal_jobs: Jobs):
     assert result.returncode == 1
     assert "a base backup without WAL is useless" in result.stderr
     assert wal_jobs.metrics("erp_backup_base")["erp_backup_base_last_success"] == 0
+
+
+def test_the_receiver_metrics_say_it_is_down_when_it_is(wal_jobs: Jobs, victim):
+    assert wal_jobs.run("erp-backup-wal").returncode == 0
+    up = wal_jobs.metrics("erp_backup_wal")
+    assert up["erp_backup_wal_receiver_up"] == 1
+    assert 0 <= up["erp_backup_wal_behind_bytes"] < 16 * 1024 * 1024
+    docker("stop", "-t", "5", victim)
+    result = wal_jobs.run("erp-backup-wal")
+    assert result.returncode == 1
+    assert "WAL receiver is NOT running" in result.stderr
+    down = wal_jobs.metrics("erp_backup_wal")
+    # What the alert rules read (monitoring/rules/backup.rules.yml): down now, not the last good value.
+    assert down["erp_backup_wal_receiver_up"] == 0
+    assert down["erp_backup_wal_last_success"] == 0
+    assert down["erp_backup_wal_last_success_timestamp_seconds"] == up["erp_backup_wal_last_success_timestamp_seconds"]
+    newest = "erp_backup_wal_newest_segment_timestamp_seconds"
+    assert down[newest] == up[newest]

@@ -48,13 +48,20 @@ erp_lock() {
   /usr/bin/flock -w "$ERP_BACKUP_LOCK_WAIT" 9
 }
 
-# Textfile collector metrics of this job (ERP_METRICS_PREFIX), written atomically.
+# Textfile collector metrics of this job (ERP_METRICS_PREFIX), written atomically:
+#   erp_metrics success|failure SECONDS [NAME=VALUE...] [--current NAME=VALUE...]
+# Gauges before --current describe the last successful run (kept when this attempt fails);
+# those after it describe this attempt (written as given).
 erp_metrics() {
-  local result=$1 duration=$2 gauge
+  local result=$1 duration=$2 gauge kind=--gauge
   shift 2
   local args=()
   for gauge in "$@"; do
-    args+=(--gauge "$gauge")
+    if [ "$gauge" = --current ]; then
+      kind=--current
+      continue
+    fi
+    args+=("$kind" "$gauge")
   done
   "$ERP_BACKUP_PYTHON" "$ERP_BACKUP_TOOL" metrics --file "$ERP_BACKUP_METRICS_DIR/$ERP_METRICS_PREFIX.prom" \
     --prefix "$ERP_METRICS_PREFIX" --job "$ERP_JOB" --result "$result" --duration "$duration" "${args[@]}"
@@ -74,26 +81,22 @@ erp_psql() {
     -U "$ERP_BACKUP_DB_USER" -d "$database" "$@"
 }
 
-# Reads a custom-format dump on stdin with the container's pg_restore and prints
-# "<schema.table> <rows>" for every table, from the dump's own data (so the counts describe
-# exactly the snapshot that was dumped), plus "#schema <id>", the highest id in
-# schema_migrations. Reading every data block is also the dump's integrity check: a truncated
-# or corrupted dump makes pg_restore fail here.
-# shellcheck disable=SC2016 # the program runs in the container's bash, not here
-readonly ERP_COUNT_ROWS_PROGRAM='set -euo pipefail
-pg_restore --data-only --file=- | awk '"'"'
-  /^COPY / && !copying { table = $2; rows = 0; copying = 1; next }
-  copying && $0 == "\\." { print table, rows; copying = 0; next }
-  copying {
-    rows++
-    if (table ~ /(^|\.)schema_migrations$/) { split($0, field, "\t"); if (field[1] > top) top = field[1] }
-  }
-  END { if (copying) exit 3; if (top != "") print "#schema", top }
-'"'"''
-
-erp_count_rows() {
-  "$ERP_BACKUP_DOCKER" exec -i "$1" bash -c "$ERP_COUNT_ROWS_PROGRAM"
-}
+# Sent to the psql session that holds the dump's snapshot (erp-backup): "<schema.table> <rows>"
+# for every table whose data pg_dump dumps (ordinary tables outside the system schemas and
+# outside extensions), named as pg_dump names them; "#schema <id>", the highest id in
+# schema_migrations; "#version <server version>". query_to_xml runs each count inside the
+# session's transaction, so all of them see the exported snapshot.
+readonly ERP_COUNT_ROWS_SQL="SELECT format('%I.%I', n.nspname, c.relname) || ' ' || (xpath('/row/n/text()',
+    query_to_xml(format('SELECT count(*) AS n FROM %I.%I', n.nspname, c.relname), false, true, '')))[1]::text
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE c.relkind = 'r' AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
+    AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                    WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+  ORDER BY 1;
+SELECT '#schema ' || (xpath('/row/v/text()',
+    query_to_xml('SELECT max(id) AS v FROM ' || to_regclass('schema_migrations'), false, true, '')))[1]::text
+  WHERE to_regclass('schema_migrations') IS NOT NULL;
+SELECT '#version ' || current_setting('server_version');"
 
 # The image of a container (the throwaway servers use the database container's own image).
 erp_image_of() {

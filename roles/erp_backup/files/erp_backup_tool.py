@@ -6,7 +6,8 @@
 Installed on the database hosts by the erp_backup role (standard library only) and called
 by erp-backup, erp-backup-verify and erp-backup-base:
 
-  manifest   write manifest.json for a finished backup directory (sha256 and size per file)
+  manifest   write manifest.json (and SHA256SUMS) for a finished backup directory (sha256 and
+             size per file, checked against the sha256 taken while a file was written)
   check      compare the files of a backup directory with its manifest; names a bad file
   retention  apply the grandfather-father-son policy to a directory of timestamped backups
   metrics    write a node_exporter textfile atomically, keeping the last success on failure
@@ -35,6 +36,7 @@ from pathlib import Path
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 STAMP_RE = re.compile(r"^\d{8}T\d{6}Z$")
 MANIFEST = "manifest.json"
+SUMS = "SHA256SUMS"
 _IDENTIFIER = r'(?:"(?:[^"]|"")+"|[a-z_][a-z0-9_$]*)'
 QUALIFIED_NAME = re.compile(rf"^{_IDENTIFIER}\.{_IDENTIFIER}$")
 
@@ -138,15 +140,31 @@ def parse_counts(text: str) -> dict[str, int]:
     return counts
 
 
-def build_manifest(directory: Path, meta: dict[str, str], counts: dict[str, int]) -> dict:
+def build_manifest(directory: Path, meta: dict[str, str], counts: dict[str, int],
+                   expected: dict[str, str] | None = None) -> dict:
+    """The manifest of a backup directory. `expected` maps file names to the sha256 taken
+    while the file was written: a file on disk that hashes differently is an error."""
     files = {}
     for path in sorted(directory.iterdir()):
-        if path.name == MANIFEST or not path.is_file():
+        if path.name in (MANIFEST, SUMS) or not path.is_file():
             continue
         files[path.name] = {"sha256": sha256_of(path), "bytes": path.stat().st_size}
     if not files:
         raise ToolError(f"{directory}: no files to describe")
+    for name, digest in sorted((expected or {}).items()):
+        if name not in files:
+            raise ToolError(f"{directory / name}: missing")
+        if files[name]["sha256"] != digest.lower():
+            raise ToolError(f"{directory / name}: sha256 on disk differs from what was written ({digest})")
     return {"format": 1, **meta, "row_counts": counts, "files": files}
+
+
+def render_sums(manifest: dict, manifest_text: str) -> str:
+    """SHA256SUMS (sha256sum -c format) of the files of a manifest and of manifest.json itself,
+    from the digests already taken: no file is read a second time."""
+    digests = {name: entry["sha256"] for name, entry in manifest["files"].items()}
+    digests[MANIFEST] = hashlib.sha256(manifest_text.encode()).hexdigest()
+    return "".join(f"{digest}  {name}\n" for name, digest in sorted(digests.items()))
 
 
 def check_backup(directory: Path) -> list[str]:
@@ -225,9 +243,11 @@ def _number(value: float) -> str:
 
 
 def render_metrics(prefix: str, job: str, previous: dict[str, float], now: float, success: bool,
-                   duration: float, extra: dict[str, float]) -> str:
+                   duration: float, extra: dict[str, float], current: dict[str, float] | None = None) -> str:
     """Textfile for one job. On failure the last-success time (and the extra gauges that
-    describe the last good run) keep their previous values."""
+    describe the last good run) keep their previous values. `current` gauges describe the
+    attempt itself (a receiver up or down) and are written as given, success or not."""
+    current = current or {}
     if not _METRIC_NAME.match(prefix):
         raise ToolError(f"bad metric prefix {prefix!r}")
     last_success = now if success else previous.get(f"{prefix}_last_success_timestamp_seconds", 0)
@@ -242,13 +262,19 @@ def render_metrics(prefix: str, job: str, previous: dict[str, float], now: float
         # The gauges describing the last good run stay, even when this run measured none.
         for full, value in previous.items():
             name = full.removeprefix(f"{prefix}_")
-            if full.startswith(f"{prefix}_") and full not in standard and name not in extra:
+            if full.startswith(f"{prefix}_") and full not in standard and name not in extra and name not in current:
                 extra = {**extra, name: value}
+    for name in set(extra) & set(current):
+        raise ToolError(f"{name} is given both as a gauge of the last good run and of this attempt")
     for name, value in sorted(extra.items()):
         if not _METRIC_NAME.match(name):
             raise ToolError(f"bad metric name {name!r}")
         kept = value if success else previous.get(f"{prefix}_{name}", value)
         gauges.append((name, f"{job}: {name.replace('_', ' ')} of the last successful run.", kept))
+    for name, value in sorted(current.items()):
+        if not _METRIC_NAME.match(name):
+            raise ToolError(f"bad metric name {name!r}")
+        gauges.append((name, f"{job}: {name.replace('_', ' ')} at the last attempt.", value))
     lines = []
     for name, help_text, value in gauges:
         full = f"{prefix}_{name}"
@@ -288,8 +314,11 @@ def _key_values(pairs: list[str]) -> dict[str, str]:
 def cmd_manifest(args: argparse.Namespace) -> int:
     directory = Path(args.dir)
     counts = parse_counts(Path(args.counts).read_text()) if args.counts else {}
-    manifest = build_manifest(directory, _key_values(args.meta), counts)
-    write_atomically(directory / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n", 0o600)
+    manifest = build_manifest(directory, _key_values(args.meta), counts, _key_values(args.expect))
+    text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+    write_atomically(directory / MANIFEST, text, 0o600)
+    if args.sums:
+        write_atomically(directory / SUMS, render_sums(manifest, text), 0o600)
     return 0
 
 
@@ -348,9 +377,10 @@ def cmd_retention(args: argparse.Namespace) -> int:
 def cmd_metrics(args: argparse.Namespace) -> int:
     path = Path(args.file)
     extra = {key: float(value) for key, value in _key_values(args.gauge).items()}
+    current = {key: float(value) for key, value in _key_values(args.current).items()}
     now = args.now if args.now is not None else dt.datetime.now(dt.UTC).timestamp()
     text = render_metrics(args.prefix, args.job, read_metrics(path), now, args.result == "success",
-                          args.duration, extra)
+                          args.duration, extra, current)
     write_atomically(path, text)
     return 0
 
@@ -373,6 +403,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", required=True)
     p.add_argument("--counts", help="file of '<table> <rows>' lines")
     p.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--expect", action="append", default=[], metavar="FILE=SHA256",
+                   help="sha256 taken while FILE was written; the file on disk must match it")
+    p.add_argument("--sums", action="store_true", help="also write SHA256SUMS for sha256sum -c")
     p.set_defaults(func=cmd_manifest)
 
     p = sub.add_parser("check", help="compare a backup directory with its manifest")
@@ -411,7 +444,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--job", required=True)
     p.add_argument("--result", choices=["success", "failure"], required=True)
     p.add_argument("--duration", type=float, required=True)
-    p.add_argument("--gauge", action="append", default=[], metavar="NAME=VALUE")
+    p.add_argument("--gauge", action="append", default=[], metavar="NAME=VALUE",
+                   help="describes the last successful run: kept from it when this attempt fails")
+    p.add_argument("--current", action="append", default=[], metavar="NAME=VALUE",
+                   help="describes this attempt: written as given, success or not")
     p.add_argument("--now", type=float, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_metrics)
 

@@ -5,8 +5,10 @@ success on failure. No database needed."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import importlib.util
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -125,6 +127,33 @@ def test_manifest_lists_every_file_with_its_checksum_and_check_finds_the_corrupt
     assert str(tmp_path / "erp.dump") in problems[0]
 
 
+def test_manifest_writes_sums_that_sha256sum_accepts_without_hashing_twice(tmp_path, monkeypatch):
+    (tmp_path / "erp.dump").write_bytes(b"dump-bytes" * 100)
+    (tmp_path / "globals.sql").write_text("CREATE ROLE erp;\n")
+    hashed = []
+    real = tool.sha256_of
+    monkeypatch.setattr(tool, "sha256_of", lambda path: hashed.append(path.name) or real(path))
+    digest = hashlib.sha256(b"dump-bytes" * 100).hexdigest()
+    assert tool.main(["manifest", "--dir", str(tmp_path), "--expect", f"erp.dump={digest}", "--sums"]) == 0
+    assert sorted(hashed) == ["erp.dump", "globals.sql"]  # each file read once
+    check = subprocess.run(["sha256sum", "--quiet", "-c", "SHA256SUMS"], cwd=tmp_path, capture_output=True,
+                           text=True, check=False)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert [line.split()[1] for line in (tmp_path / "SHA256SUMS").read_text().splitlines()] == [
+        "erp.dump", "globals.sql", "manifest.json"]
+    assert "SHA256SUMS" not in json.loads((tmp_path / "manifest.json").read_text())["files"]
+    assert tool.check_backup(tmp_path) == []
+
+
+def test_a_file_that_differs_from_what_was_written_fails_the_manifest(tmp_path, capsys):
+    (tmp_path / "erp.dump").write_bytes(b"what the disk holds")
+    written = hashlib.sha256(b"what pg_dump sent").hexdigest()
+    assert tool.main(["manifest", "--dir", str(tmp_path), "--expect", f"erp.dump={written}", "--sums"]) == 1
+    assert f"{tmp_path / 'erp.dump'}: sha256 on disk differs from what was written" in capsys.readouterr().err
+    assert not (tmp_path / "manifest.json").exists()
+    assert not (tmp_path / "SHA256SUMS").exists()
+
+
 def test_a_truncated_or_missing_file_is_named(tmp_path):
     (tmp_path / "erp.dump").write_bytes(b"a" * 100)
     (tmp_path / "globals.sql").write_text("x")
@@ -167,6 +196,20 @@ def test_failure_keeps_the_last_success_time_and_the_last_good_sizes(tmp_path):
     assert tool.read_metrics(prom)["erp_backup_size_bytes"] == 4096
     tool.main([*base, "--result", "success", "--duration", "3", "--gauge", "size_bytes=8192", "--now", "4000"])
     assert tool.read_metrics(prom)["erp_backup_size_bytes"] == 8192
+
+
+def test_gauges_of_the_attempt_itself_are_written_as_given_on_failure(tmp_path):
+    prom = tmp_path / "erp_backup_wal.prom"
+    base = ["metrics", "--file", str(prom), "--prefix", "erp_backup_wal", "--job", "erp-backup-wal"]
+    assert tool.main([*base, "--result", "success", "--duration", "1", "--current", "receiver_up=1",
+                      "--gauge", "newest_segment_timestamp_seconds=900", "--now", "1000"]) == 0
+    assert tool.main([*base, "--result", "failure", "--duration", "1", "--current", "receiver_up=0",
+                      "--now", "2000"]) == 0
+    values = tool.read_metrics(prom)
+    assert values["erp_backup_wal_receiver_up"] == 0
+    assert values["erp_backup_wal_newest_segment_timestamp_seconds"] == 900
+    assert values["erp_backup_wal_last_success_timestamp_seconds"] == 1000
+    assert tool.main([*base, "--result", "success", "--duration", "1", "--current", "x=1", "--gauge", "x=2"]) == 1
 
 
 def test_first_run_failing_reports_never_succeeded(tmp_path):
