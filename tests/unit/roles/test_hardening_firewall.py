@@ -16,8 +16,19 @@ HOSTVARS = {"lb1": {"erp_internal_address": "10.0.0.2"}, "app1": {"erp_internal_
             "app2": {"erp_internal_address": "10.0.0.6"}, "db1": {"erp_internal_address": "10.0.0.3"}}
 
 
+def trusted(value):
+    """Variables as Ansible loads them from the role's files: their templates are evaluated."""
+    if isinstance(value, str):
+        return trust_as_template(value)
+    if isinstance(value, list):
+        return [trusted(item) for item in value]
+    if isinstance(value, dict):
+        return {key: trusted(item) for key, item in value.items()}
+    return value
+
+
 def ruleset(group_names: list[str], **overrides) -> list[str]:
-    variables = {**yaml.safe_load((ROLE / "defaults" / "main.yml").read_text()),
+    variables = {**trusted(yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())),
                  **yaml.safe_load((ROLE / "vars" / "Debian-12.yml").read_text()),
                  "groups": GROUPS, "hostvars": HOSTVARS, "group_names": group_names, **overrides}
     text = (ROLE / "templates" / "firewall.nft.j2").read_text()
@@ -57,11 +68,15 @@ def test_a_rule_whose_sources_have_no_hosts_yet_admits_nobody(rule):
     assert 'ct status dnat drop comment "published ports without a rule"' in lines
 
 
-def test_networks_and_groups_combine_and_ssh_follows_the_admin_networks_per_family():
-    lines = ruleset(["erp_app"], hardening_firewall_admin_networks=["192.0.2.1/32", "2001:db8::/64"],
-                    hardening_firewall_rules=[{"name": "slots", "port": "8001-8002", "on_groups": ["erp_app"],
-                                               "from_groups": ["erp_lb"], "from_networks": ["192.0.2.1/32"]}])
+def test_the_admin_networks_reach_ssh_the_app_slots_and_the_lb_internal_port_per_family():
+    admin = {"hardening_firewall_admin_networks": ["192.0.2.1/32", "2001:db8::/64"]}
+    lines = ruleset(["erp_app"], **admin)
     assert 'ip saddr { 192.0.2.1/32 } tcp dport 22 accept comment "ssh from admin networks"' in lines
     assert 'ip6 saddr { 2001:db8::/64 } tcp dport 22 accept comment "ssh from admin networks"' in lines
-    slots = 'ip saddr { 10.0.0.2, 192.0.2.1/32 } tcp dport 8001-8002 accept comment "slots"'
-    assert rules_for(lines, "8001-8002")[0] == slots
+    assert rules_for(lines, "8001-8002")[:2] == [
+        'ip saddr { 10.0.0.2, 10.0.0.5, 10.0.0.6, 192.0.2.1/32 } tcp dport 8001-8002 accept comment "erp-app-slots"',
+        'ip6 saddr { 2001:db8::/64 } tcp dport 8001-8002 accept comment "erp-app-slots"',
+    ]
+    assert rules_for(ruleset(["erp_lb"], **admin), "8404")[0] == (
+        'ip saddr { 10.0.0.2, 10.0.0.5, 10.0.0.6, 10.0.0.3, 192.0.2.1/32 } tcp dport 8404 accept '
+        'comment "erp-lb-internal"')
