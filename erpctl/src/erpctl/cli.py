@@ -110,8 +110,8 @@ def _positive_duration(text: str, option: str, allow_zero: bool) -> float:
 def _extra_vars(items: list[str]) -> dict:
     from erpctl import contract
 
-    reserved = {contract.VAR_VERSION, contract.VAR_ROLLOUT_HOSTS, contract.VAR_ROLLOUT_BATCHES, contract.VAR_ROLLOUT_STAGE,
-                contract.VAR_LOCK_ID}
+    reserved = {contract.VAR_VERSION, contract.VAR_ROLLOUT_HOSTS, contract.VAR_ROLLOUT_BATCHES,
+                contract.VAR_ROLLOUT_STAGE, contract.VAR_LOCK_ID}
     extra = {}
     for item in items:
         name, sep, value = item.partition("=")
