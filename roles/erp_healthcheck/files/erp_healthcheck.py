@@ -32,7 +32,6 @@ import sys
 import syslog
 import tempfile
 import time
-import types
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime
@@ -54,39 +53,7 @@ STATE_FILE_NAME = "state.json"
 SYSLOG_IDENT = "erp-healthcheck"
 
 
-def _install_ansible_urls_stub():
-    """Let ``_health`` import where Ansible is not installed (every managed host).
-
-    ``_health`` imports ``ansible.module_utils.urls`` only for ``open_url_fetcher``;
-    this script brings its own fetcher, so a stand-in whose callables refuse to run
-    is enough for the parsing and probing functions.
-    """
-    try:
-        import ansible.module_utils.urls  # noqa: F401
-        return
-    except ImportError:
-        pass
-
-    class ConnectionError(Exception):
-        """Stand-in for ansible.module_utils.urls.ConnectionError."""
-
-    def _unavailable(*_args, **_kwargs):
-        raise RuntimeError("ansible.module_utils.urls is not installed here; use this script's fetcher")
-
-    urls = types.ModuleType("ansible.module_utils.urls")
-    urls.ConnectionError = ConnectionError
-    urls.Request = _unavailable
-    urls.make_context = _unavailable
-    package = sys.modules.setdefault("ansible", types.ModuleType("ansible"))
-    module_utils = sys.modules.setdefault("ansible.module_utils", types.ModuleType("ansible.module_utils"))
-    package.__path__ = getattr(package, "__path__", [])
-    module_utils.__path__ = getattr(module_utils, "__path__", [])
-    package.module_utils = module_utils
-    module_utils.urls = urls
-    sys.modules["ansible.module_utils.urls"] = urls
-
-
-_install_ansible_urls_stub()
+# _health.py needs no Ansible (only its open_url_fetcher does, which this script does not use).
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _health  # noqa: E402  (installed beside this file by the role)
 
