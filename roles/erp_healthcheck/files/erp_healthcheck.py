@@ -14,6 +14,10 @@ HAProxy's backends, disk and memory headroom, certificate files), then:
   notification, or when a failure goes on longer than the repeat interval. The payload
   has ``text`` (Slack incoming webhooks, Teams connectors) plus structured fields.
 
+An app host is judged by the slot its release state (``/var/lib/erp/release.json``,
+written by deploy.yml and rollback.yml, only read here) names as live; the other slot is
+idle, and a switch between slots in progress is not a failure (``app_results``).
+
 Health documents are parsed by the collection's ``_health.py`` (installed beside this
 file), never a second copy. Exit codes: 0 every check ok, 1 a check failed or the webhook
 could not be reached, 2 bad usage or configuration, 3 metrics or state not writable.
