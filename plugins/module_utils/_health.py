@@ -9,8 +9,10 @@ The response format is the IETF draft-inadarei-api-health-check: a JSON object w
 HTTP 2xx-3xx together with pass/warn means healthy; 4xx/5xx or fail means unhealthy.
 
 Everything here is plain functions with explicit parameters so the erp_health module,
-the filters and the erpctl CLI share one implementation; the only I/O is in
-``open_url_fetcher`` (HTTP) and ``wait_for_health`` (clock and sleep), both injectable.
+the filters, the erpctl CLI and the erp_healthcheck role's host script share one
+implementation; the only I/O is in ``open_url_fetcher`` (HTTP) and ``wait_for_health``
+(clock and sleep), both injectable. Only ``open_url_fetcher`` needs Ansible (its urls
+module), and imports it when called: the host script runs where Ansible is not installed.
 """
 
 from __future__ import annotations
@@ -24,9 +26,6 @@ from collections import namedtuple
 from http.client import HTTPException
 from urllib.error import HTTPError, URLError
 from urllib.parse import urlsplit
-
-from ansible.module_utils.urls import ConnectionError as UrlConnectionError
-from ansible.module_utils.urls import Request, make_context
 
 HEALTH_CONTENT_TYPE = "application/health+json"
 JSON_CONTENT_TYPE = "application/json"
@@ -62,9 +61,10 @@ _REASON_OUTPUT_LIMIT = 160
 HttpResponse = namedtuple("HttpResponse", ["status", "content_type", "body"])
 
 # Everything a fetch can raise for a failed request: socket, TLS and timeout errors and
-# URLError are OSError; a malformed URL is ValueError; a broken answer is HTTPException;
-# Ansible's urls add their own ConnectionError family (proxy and TLS validation failures).
-FETCH_ERRORS = (OSError, ValueError, HTTPException, UrlConnectionError)
+# URLError are OSError; a malformed URL is ValueError; a broken answer is HTTPException.
+# open_url_fetcher turns Ansible's own ConnectionError family (proxy and TLS validation
+# failures) into URLError, so callers need not import Ansible to catch them.
+FETCH_ERRORS = (OSError, ValueError, HTTPException)
 
 
 def normalize_status(value):
@@ -520,8 +520,14 @@ def open_url_fetcher(headers=None, validate_certs=True, use_proxy=True, http_age
 
     HTTP error statuses (4xx/5xx) are answers, not exceptions: their body is read, since
     a failing health endpoint explains itself there. Redirects are not followed, so a
-    3xx answer is judged on its own body as the draft specifies.
+    3xx answer is judged on its own body as the draft specifies. Ansible's
+    ``ConnectionError`` (proxy, TLS validation) is raised as ``URLError`` with it as the
+    reason, so it is one of ``FETCH_ERRORS``.
     """
+    # Imported here, not at the top: everything else in this file runs without Ansible.
+    from ansible.module_utils.urls import ConnectionError as UrlConnectionError
+    from ansible.module_utils.urls import Request, make_context
+
     request_headers = dict(headers or {})
     request_headers.setdefault("Accept", f"{HEALTH_CONTENT_TYPE}, {JSON_CONTENT_TYPE};q=0.9")
     context = make_context(validate_certs=validate_certs)
@@ -539,6 +545,8 @@ def open_url_fetcher(headers=None, validate_certs=True, use_proxy=True, http_age
                 body = b""
             content_type = exc.headers.get("Content-Type") if exc.headers is not None else None
             return HttpResponse(exc.code, content_type, body)
+        except UrlConnectionError as exc:
+            raise URLError(exc) from exc
         with response:
             return HttpResponse(response.status, response.headers.get("Content-Type"), response.read())
 

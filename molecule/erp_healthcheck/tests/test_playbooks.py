@@ -29,6 +29,7 @@ mol:
     ansible_connection: community.docker.docker
     ansible_user: root
     erp_internal_address: 127.0.0.1
+    erp_environments: [mol]
     vault_erp_db_password: molecule-only-password
     vault_erp_test_token: s3cr3t-vault-value
 """
@@ -52,7 +53,7 @@ def playbook(tmp_path_factory):
 def test_health_report_passes_on_a_healthy_host(playbook):
     outcome = playbook("health.yml")
     assert outcome.returncode == 0, outcome.stdout[-3000:]
-    assert f"{HOST}: 10 ok, 0 failing" in outcome.stdout
+    assert f"{HOST}: 11 ok, 0 failing" in outcome.stdout
 
 
 def test_incident_bundle_names_the_crashed_slot_and_holds_no_secret(host, playbook):

@@ -14,6 +14,10 @@ HAProxy's backends, disk and memory headroom, certificate files), then:
   notification, or when a failure goes on longer than the repeat interval. The payload
   has ``text`` (Slack incoming webhooks, Teams connectors) plus structured fields.
 
+An app host is judged by the slot its release state (``/var/lib/erp/release.json``,
+written by deploy.yml and rollback.yml, only read here) names as live; the other slot is
+idle, and a switch between slots in progress is not a failure (``app_results``).
+
 Health documents are parsed by the collection's ``_health.py`` (installed beside this
 file), never a second copy. Exit codes: 0 every check ok, 1 a check failed or the webhook
 could not be reached, 2 bad usage or configuration, 3 metrics or state not writable.
@@ -32,7 +36,6 @@ import sys
 import syslog
 import tempfile
 import time
-import types
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime
@@ -52,41 +55,13 @@ OPENSSL = "/usr/bin/openssl"
 METRICS_FILE_NAME = "erp_healthcheck.prom"
 STATE_FILE_NAME = "state.json"
 SYSLOG_IDENT = "erp-healthcheck"
+RELEASE_CHECK = "app_release_state"
+# docs/app-contract.md, section 5: what readiness says while the app drains after SIGTERM.
+DRAIN_CHECK = "process:readiness"
+DRAIN_OUTPUT = "shutting down"
 
 
-def _install_ansible_urls_stub():
-    """Let ``_health`` import where Ansible is not installed (every managed host).
-
-    ``_health`` imports ``ansible.module_utils.urls`` only for ``open_url_fetcher``;
-    this script brings its own fetcher, so a stand-in whose callables refuse to run
-    is enough for the parsing and probing functions.
-    """
-    try:
-        import ansible.module_utils.urls  # noqa: F401
-        return
-    except ImportError:
-        pass
-
-    class ConnectionError(Exception):
-        """Stand-in for ansible.module_utils.urls.ConnectionError."""
-
-    def _unavailable(*_args, **_kwargs):
-        raise RuntimeError("ansible.module_utils.urls is not installed here; use this script's fetcher")
-
-    urls = types.ModuleType("ansible.module_utils.urls")
-    urls.ConnectionError = ConnectionError
-    urls.Request = _unavailable
-    urls.make_context = _unavailable
-    package = sys.modules.setdefault("ansible", types.ModuleType("ansible"))
-    module_utils = sys.modules.setdefault("ansible.module_utils", types.ModuleType("ansible.module_utils"))
-    package.__path__ = getattr(package, "__path__", [])
-    module_utils.__path__ = getattr(module_utils, "__path__", [])
-    package.module_utils = module_utils
-    module_utils.urls = urls
-    sys.modules["ansible.module_utils.urls"] = urls
-
-
-_install_ansible_urls_stub()
+# _health.py needs no Ansible (only its open_url_fetcher does, which this script does not use).
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _health  # noqa: E402  (installed beside this file by the role)
 
@@ -165,51 +140,153 @@ def container_result(name, container, state, stopped_is_idle):
     return result(name, FAIL, f"container {container} is {status} (exit code {exit_code})")
 
 
-def started_seconds_ago(state, now):
-    """Seconds since the container (re)started, from ``State.StartedAt``; None if unknown."""
-    stamp = (state or {}).get("StartedAt") or ""
+def _seconds_ago(stamp, now):
     try:
-        started = datetime.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC).timestamp()
+        moment = datetime.strptime((stamp or "")[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC).timestamp()
     except ValueError:
         return None
-    return now - started
+    return now - moment
 
 
-def app_slot_results(slot, address, endpoints, inspect, fetch, timeout, now=None, start_grace=0):
-    """Results of one blue/green slot: its container and, when it runs, each health endpoint.
+def started_seconds_ago(state, now):
+    """Seconds since the container (re)started, from ``State.StartedAt``; None if unknown."""
+    return _seconds_ago((state or {}).get("StartedAt"), now)
 
-    A container that started less than ``start_grace`` seconds ago is still booting (a
-    deploy starting the new slot, a restart): its failing endpoints are idle, not failing,
-    so a deploy does not page anyone; a slot that fails after the grace does.
+
+def finished_seconds_ago(state, now):
+    """Seconds since the container last stopped, from ``State.FinishedAt``; None if unknown."""
+    return _seconds_ago((state or {}).get("FinishedAt"), now)
+
+
+def stopped_cleanly(state):
+    """The container exited by itself with code 0 (the app does so after SIGTERM)."""
+    return (state is not None and not state.get("Running") and state.get("Status") == "exited"
+            and state.get("ExitCode") == 0 and not state.get("OOMKilled"))
+
+
+def is_draining(probed):
+    """The endpoint answered that the app is shutting down (docs/app-contract.md, section 5:
+    after SIGTERM readiness fails at once with ``process:readiness`` saying so, the app
+    drains, then exits 0 within its shutdown grace)."""
+    return any(str(check.get("name") or "").startswith(DRAIN_CHECK) and DRAIN_OUTPUT in (check.get("output") or "")
+               for check in probed.get("failed_checks") or [])
+
+
+def release_state_result(path, slot_names):
+    """``app_release_state`` and the live release, from the state deploy.yml and rollback.yml
+    keep on an app host (``{"current": {"version", "slot", ...} | null, "previous", "history"}``).
+
+    Returns ``(result, current)``; ``current`` is None unless a configured slot is live. A
+    missing file (nothing deployed yet) or ``"current": null`` is idle; an unreadable file
+    or an unknown slot fails. The file is only read: deploy.yml owns it.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return result(RELEASE_CHECK, IDLE, f"{path} does not exist: no release was deployed here"), None
+    except OSError as exc:
+        return result(RELEASE_CHECK, FAIL, f"cannot read {path}: {exc.strerror or exc}"), None
+    try:
+        state = json.loads(text)
+    except ValueError as exc:
+        return result(RELEASE_CHECK, FAIL, f"{path} is not valid JSON ({exc})"), None
+    if not isinstance(state, dict) or "current" not in state:
+        return result(RELEASE_CHECK, FAIL, f"{path} has no 'current' entry"), None
+    current = state["current"]
+    if current is None:
+        return result(RELEASE_CHECK, IDLE, f"{path}: no release is live on this host"), None
+    slot = current.get("slot") if isinstance(current, dict) else None
+    if slot not in slot_names:
+        return result(RELEASE_CHECK, FAIL, f"{path}: the live slot {slot!r} is not one of the configured slots "
+                                           f"({', '.join(slot_names)})"), None
+    return result(RELEASE_CHECK, OK, f"release {current.get('version')} is live on slot {slot}"), current
+
+
+def _endpoint_check(prefix, path):
+    return f"{prefix}_{path.rstrip('/').rsplit('/', 1)[-1]}"
+
+
+def judge_slot(slot, address, endpoints, inspect, fetch, timeout, now, start_grace=0, live=None):
+    """Results of one slot, and its phase: ``ready``, ``booting``, ``draining``, ``idle``,
+    ``stopped`` or ``down``.
+
+    ``live=None``: no release state says which slot serves, so a missing or cleanly stopped
+    container is idle and a running one is judged. ``live=True``: the release state says
+    this slot serves, so it must run: a missing or stopped container fails (``stopped``
+    when it exited cleanly, which ``app_results`` checks for a switch in progress).
+
+    A running container that started less than ``start_grace`` seconds ago is ``booting``
+    and one whose readiness says it is shutting down is ``draining``: their failing
+    endpoints are idle, not failing, as both end by themselves (ready, or stopped).
     """
     prefix = f"app_{slot['name']}"
+    name = f"{prefix}_container"
+    checks = [_endpoint_check(prefix, path) for path in endpoints]
     try:
         state = inspect(slot["container"])
     except (RuntimeError, OSError, ValueError, subprocess.SubprocessError) as exc:
-        return [result(f"{prefix}_container", FAIL, str(exc))]
-    container = container_result(f"{prefix}_container", slot["container"], state, stopped_is_idle=True)
-    age = started_seconds_ago(state, time.time() if now is None else now)
-    booting = container["status"] == OK and age is not None and age < start_grace
-    results = [container]
-    for path in endpoints:
-        check = f"{prefix}_{path.rstrip('/').rsplit('/', 1)[-1]}"
-        if container["status"] != OK:
-            results.append(result(check, IDLE if container["status"] == IDLE else FAIL, container["detail"]))
-            continue
+        return [result(name, FAIL, str(exc)), *(result(check, FAIL, str(exc)) for check in checks)], "down"
+    container = container_result(name, slot["container"], state, stopped_is_idle=not live)
+    if live and container["status"] != OK:
+        container = result(name, FAIL, f"{container['detail']}, but the release state says slot {slot['name']} "
+                                       "is live")
+    if container["status"] != OK:
+        phase = "idle" if container["status"] == IDLE else "stopped" if stopped_cleanly(state) else "down"
+        return [container, *(result(check, container["status"], container["detail"]) for check in checks)], phase
+
+    age = started_seconds_ago(state, now)
+    booting = age is not None and age < start_grace
+    probes = []
+    for check, path in zip(checks, endpoints, strict=True):
         endpoint = {"name": check, "url": f"http://{address}:{slot['port']}{path}"}
-        probed = _health.probe_endpoint(endpoint, fetch, timeout=timeout)
+        probes.append((endpoint, _health.probe_endpoint(endpoint, fetch, timeout=timeout)))
+    draining = any(is_draining(probed) for _endpoint, probed in probes)
+    results = [container]
+    for endpoint, probed in probes:
         latency = None if probed["latency_ms"] is None else round(probed["latency_ms"] / 1000.0, 4)
         if probed["healthy"]:
-            results.append(result(check, OK, f"{endpoint['url']}: {probed['status']}", latency))
+            results.append(result(endpoint["name"], OK, f"{endpoint['url']}: {probed['status']}", latency))
+        elif draining:
+            results.append(result(endpoint["name"], IDLE, f"draining (the app is stopping): {probed['reason']}",
+                                  latency))
         elif booting:
-            results.append(result(check, IDLE, f"starting ({age:.0f} s ago): {probed['reason']}", latency))
+            results.append(result(endpoint["name"], IDLE, f"starting ({age:.0f} s ago): {probed['reason']}", latency))
         else:
-            results.append(result(check, FAIL, probed["reason"], latency))
-    return results
+            results.append(result(endpoint["name"], FAIL, probed["reason"], latency))
+    gate = _gate_check(prefix, endpoints)
+    ready = all(r["status"] == OK for r in results if gate is None or r["name"] == gate)
+    if ready:
+        return results, "ready"
+    return results, "draining" if draining else "booting" if booting else "down"
+
+
+def _gate_check(prefix, endpoints):
+    """The check that says a slot serves: its readiness endpoint (None: every check)."""
+    ready = [path for path in endpoints if path.rstrip("/").endswith("/ready")]
+    return _endpoint_check(prefix, ready[0]) if ready else None
+
+
+def app_slot_results(slot, address, endpoints, inspect, fetch, timeout, now=None, start_grace=0):
+    """Results of one slot judged by what runs (no release state): see ``judge_slot``."""
+    return judge_slot(slot, address, endpoints, inspect, fetch, timeout, time.time() if now is None else now,
+                      start_grace=start_grace)[0]
+
+
+def idle_slot_results(slot, endpoints, inspect, why):
+    """A slot that does not serve: every check idle, the container's state in the detail."""
+    name = f"app_{slot['name']}_container"
+    try:
+        state = inspect(slot["container"])
+        shown = container_result(name, slot["container"], state, stopped_is_idle=True)["detail"]
+    except (RuntimeError, OSError, ValueError, subprocess.SubprocessError) as exc:
+        shown = str(exc)
+    detail = f"{why}; {shown}"
+    return [result(name, IDLE, detail),
+            *(result(_endpoint_check(f"app_{slot['name']}", path), IDLE, detail) for path in endpoints)]
 
 
 def app_serving_result(slot_results, endpoints):
-    """``app_serving``: at least one slot answers its readiness (or last) endpoint."""
+    """``app_serving`` without release state: at least one slot answers its readiness (or last) endpoint."""
     gate = "ready" if any(p.rstrip("/").endswith("/ready") for p in endpoints) else None
     serving = [r for r in slot_results
                if r["status"] == OK and (r["name"].endswith(f"_{gate}") if gate else r["name"].endswith("_container"))]
@@ -218,6 +295,109 @@ def app_serving_result(slot_results, endpoints):
         return result("app_serving", OK, f"serving from slot {', '.join(slots)}")
     reasons = [r["detail"] for r in slot_results if r["status"] == FAIL]
     return result("app_serving", FAIL, "no app slot is ready" + (f": {'; '.join(reasons)}" if reasons else ""))
+
+
+def live_serving_result(slot_name, version, phase, slot_results, handover=None):
+    """``app_serving`` from the live slot's phase: only a live slot that is down fails."""
+    where = f"slot {slot_name} (release {version})"
+    if phase == "ready":
+        return result("app_serving", OK, f"serving from {where}")
+    if phase == "switching":
+        return result("app_serving", OK, f"serving from slot {handover}, which {where} is handing over to")
+    if phase == "booting":
+        return result("app_serving", IDLE, f"{where} is starting")
+    if phase == "draining":
+        return result("app_serving", IDLE, f"{where} is stopping: slots are being switched")
+    reasons = [r["detail"] for r in slot_results if r["status"] == FAIL]
+    return result("app_serving", FAIL, f"{where}, live, is not ready" + (f": {'; '.join(reasons)}" if reasons else ""))
+
+
+def judge_confirmed(slot, address, endpoints, inspect, fetch, timeout, now, start_grace=0, live=None, confirm=0,
+                    sleep=time.sleep):
+    """``judge_slot``, but a running slot found down is judged again every second for up to
+    ``confirm`` seconds, and counts as down only if it stays so: a slot caught between the
+    end of its drain and its exit (it refuses connections while its container still runs,
+    up to the app's shutdown grace) is then seen stopped, and a passing hiccup passes."""
+    judged, phase = judge_slot(slot, address, endpoints, inspect, fetch, timeout, now, start_grace, live)
+    waited = 0
+    while phase == "down" and judged[0]["status"] == OK and waited < confirm:
+        sleep(1)
+        waited += 1
+        judged, phase = judge_slot(slot, address, endpoints, inspect, fetch, timeout, now + waited, start_grace,
+                                   live)
+    return judged, phase
+
+
+def handover_slot(live, others, address, endpoints, inspect, fetch, timeout, now, switch_grace):
+    """The slot a switch is handing traffic over to, or None.
+
+    deploy.yml and rollback.yml start and gate the new slot, send it traffic, drain and
+    stop the old one, and only then record the new live slot: for that while the release
+    state names a slot that stopped cleanly, and a slot started after it serves. That is
+    a switch in progress for up to ``switch_grace`` seconds after the stop.
+    """
+    try:
+        state = inspect(live["container"])
+        stopped = finished_seconds_ago(state, now)
+        if not stopped_cleanly(state) or stopped is None or stopped >= switch_grace:
+            return None
+        live_started = started_seconds_ago(state, now)
+        for slot in others:
+            other = inspect(slot["container"])
+            started = started_seconds_ago(other, now)
+            if not (other or {}).get("Running") or started is None or live_started is None or started >= live_started:
+                continue
+            if judge_slot(slot, address, endpoints, inspect, fetch, timeout, now)[1] == "ready":
+                return slot["name"]
+    except (RuntimeError, OSError, ValueError, subprocess.SubprocessError):
+        return None
+    return None
+
+
+def app_results(slots, address, endpoints, inspect, fetch, timeout, now, start_grace=0, switch_grace=0,
+                release_state_file="", confirm=0, sleep=time.sleep):
+    """Every app check of the host: ``app_release_state``, each slot's, and ``app_serving``.
+
+    With a release state file, only the slot it names as live is judged; the other slot
+    (retired, kept for rollback, or being started by a deploy) is idle whatever it does,
+    so a switch between slots raises no alarm (``handover_slot``). Without one
+    (``release_state_file`` empty, or the file unreadable) every slot is judged by what
+    runs and the host serves while any slot is ready. A running slot found down is
+    confirmed (``judge_confirmed``).
+    """
+    def judged(slot, live=None):
+        return judge_confirmed(slot, address, endpoints, inspect, fetch, timeout, now, start_grace, live, confirm,
+                               sleep)
+
+    release, current = (None, None)
+    if release_state_file:
+        release, current = release_state_result(release_state_file, [slot["name"] for slot in slots])
+    if release is None or release["status"] == FAIL:
+        slot_results = [r for slot in slots for r in judged(slot)[0]]
+        return [*([release] if release else []), *slot_results, app_serving_result(slot_results, endpoints)]
+    if current is None:
+        why = "no release is live on this host"
+        slot_results = [r for slot in slots for r in idle_slot_results(slot, endpoints, inspect, why)]
+        return [release, *slot_results, result("app_serving", IDLE, why)]
+    live = next(slot for slot in slots if slot["name"] == current["slot"])
+    others = [slot for slot in slots if slot is not live]
+    live_results, phase = judged(live, live=True)
+    handover = None
+    if phase == "stopped":
+        handover = handover_slot(live, others, address, endpoints, inspect, fetch, timeout, now, switch_grace)
+    if handover:
+        phase = "switching"
+        detail = (f"stopped, handing over to slot {handover}, which serves: slots are being switched and the "
+                  "release state names the new live slot next")
+        live_results = [result(r["name"], IDLE, detail) for r in live_results]
+    results = [release]
+    for slot in slots:
+        if slot is live:
+            results += live_results
+        else:
+            results += idle_slot_results(slot, endpoints, inspect,
+                                         f"not live (the release state says slot {live['name']} is)")
+    return [*results, live_serving_result(live["name"], current.get("version"), phase, live_results, handover)]
 
 
 def db_results(container, user, inspect, run=subprocess.run):
@@ -517,14 +697,12 @@ def run_checks(config, inspect=docker_state, fetch=urllib_fetch, run=subprocess.
     results = []
     timeout = float(config.get("http_timeout", 3))
     if config.get("app_slots"):
-        endpoints = config.get("app_endpoints") or list(_health.DEFAULT_CHECKS)
-        slot_results = []
-        for slot in config["app_slots"]:
-            slot_results.extend(app_slot_results(slot, config.get("address", "127.0.0.1"), endpoints,
-                                                 inspect, fetch, timeout, now=now,
-                                                 start_grace=float(config.get("start_grace_seconds", 0))))
-        results.extend(slot_results)
-        results.append(app_serving_result(slot_results, endpoints))
+        results.extend(app_results(config["app_slots"], config.get("address", "127.0.0.1"),
+                                   config.get("app_endpoints") or list(_health.DEFAULT_CHECKS), inspect, fetch,
+                                   timeout, now, start_grace=float(config.get("start_grace_seconds", 0)),
+                                   switch_grace=float(config.get("switch_grace_seconds", 0)),
+                                   release_state_file=config.get("release_state_file") or "",
+                                   confirm=int(config.get("confirm_seconds", 0))))
     if config.get("db_container"):
         results.extend(db_results(config["db_container"], config.get("db_user", "postgres"), inspect, run))
     if config.get("lb_socket"):

@@ -318,6 +318,276 @@ def test_a_crashed_slot_fails_every_endpoint_check_without_probing():
     assert {r["status"] for r in results} == {"fail"}
 
 
+# ---------------------------------------------------------------------------------------
+# Which slot is judged: the live slot of the release state deploy.yml writes
+
+
+SLOTS = [{"name": "blue", "container": "erp-app-blue", "port": 8001},
+         {"name": "green", "container": "erp-app-green", "port": 8002}]
+# NOW is 2027-01-15T08:00:00Z; Docker writes times with nanoseconds.
+STARTED_LONG_AGO = "2027-01-15T06:00:00.123456789Z"
+STARTED_LATER = "2027-01-15T07:59:00Z"  # a slot a deploy started after the live one
+PASS = (200, {"status": "pass"})
+DRAINING = (503, {"status": "fail", "checks": {"process:readiness": [{"status": "fail",
+                                                                        "output": "shutting down"}]}})
+DB_DOWN = (503, {"status": "fail", "checks": {"postgresql:connection": [{"status": "fail",
+                                                                           "output": "connection refused"}]}})
+
+
+def running(started=STARTED_LONG_AGO):
+    return {**RUNNING, "StartedAt": started, "FinishedAt": "0001-01-01T00:00:00Z"}
+
+
+def exited(code, finished, oom=False):
+    return {"Status": "exited", "Running": False, "ExitCode": code, "OOMKilled": oom,
+            "StartedAt": STARTED_LONG_AGO, "FinishedAt": finished}
+
+
+def release(tmp_path, slot="blue", version="1.0.0", text=None):
+    path = tmp_path / "release.json"
+    if text is not None:
+        path.write_text(text)
+    elif slot is not None:
+        path.write_text(json.dumps({"current": {"version": version, "slot": slot, "image": "registry/erp-app@sha256:1"},
+                                    "previous": None, "history": []}))
+    return str(path)
+
+
+def answers(port, ready=PASS, live=PASS, database=PASS):
+    return {f"http://127.0.0.1:{port}/health/live": live, f"http://127.0.0.1:{port}/health/ready": ready,
+            f"http://127.0.0.1:{port}/health/database": database}
+
+
+def judge(tmp_path, states, table, release_file, now=NOW, switch_grace=20):
+    def inspect(container):
+        return states.get(container)
+
+    def fetch(url, timeout):
+        if url not in table:
+            raise ConnectionRefusedError(f"nothing listens on {url}")
+        return _fetch_from(table)(url, timeout)
+
+    results = hc.app_results(SLOTS, "127.0.0.1", ENDPOINTS, inspect, fetch, 3, now, start_grace=120,
+                             switch_grace=switch_grace, release_state_file=release_file)
+    return {r["name"]: r for r in results}
+
+
+@pytest.mark.parametrize(
+    ("text", "status", "words"),
+    [
+        (None, "idle", "does not exist: no release was deployed here"),
+        ('{"current": null, "previous": null, "history": []}', "idle", "no release is live on this host"),
+        ('{"current": {"version": "1.0.0", "slot": "green"}}', "ok", "release 1.0.0 is live on slot green"),
+        ('{"current": {"version": "1.0.0", "slot": "red"}}', "fail", "'red' is not one of the configured slots"),
+        ('{"current": "blue"}', "fail", "None is not one of the configured slots"),
+        ('{"previous": null}', "fail", "has no 'current' entry"),
+        ("[]", "fail", "has no 'current' entry"),
+        ('{"current": ', "fail", "is not valid JSON"),
+    ],
+)
+def test_release_state_result(tmp_path, text, status, words):
+    path = tmp_path / "release.json"
+    if text is not None:
+        path.write_text(text)
+    checked, current = hc.release_state_result(str(path), ["blue", "green"])
+    assert checked["name"] == "app_release_state"
+    assert checked["status"] == status
+    assert words in checked["detail"]
+    assert (current is not None) == (status == "ok")
+
+
+# What a scheduled run reports on app1 whose release state says blue is live, in every
+# state a deploy, a rollback or a fault puts the two slots in.
+@pytest.mark.parametrize(
+    ("blue", "green", "table", "expected", "serving"),
+    [
+        pytest.param(running(), exited(0, "2027-01-15T07:00:00Z"), answers(8001), "ok", "ok",
+                     id="live slot ready, previous release kept stopped"),
+        pytest.param(running(), None, answers(8001), "ok", "ok", id="live slot ready, no other slot"),
+        pytest.param(running(), running("2027-01-15T07:59:50Z"), {**answers(8001), **answers(8002, ready=DB_DOWN)},
+                     "ok", "ok", id="deploy starts the new slot, still booting"),
+        pytest.param(running(), exited(137, "2027-01-15T07:59:00Z"), answers(8001), "ok", "ok",
+                     id="new slot of a faulty release crashed, deploy rolled back"),
+        pytest.param(running(), {"Status": "restarting", "Restarting": True, "Running": True, "ExitCode": 1},
+                     answers(8001), "ok", "ok", id="new slot restarting in a loop"),
+        pytest.param(running(), running(STARTED_LATER), {**answers(8001, ready=DRAINING), **answers(8002)}, "idle",
+                     "idle", id="switch: live slot draining, the new one serves"),
+        pytest.param(exited(0, "2027-01-15T07:59:55Z"), running(STARTED_LATER), answers(8002), "idle", "ok",
+                     id="switch: live slot stopped 5 s ago, the new one serves, release state not written yet"),
+        pytest.param(exited(0, "2027-01-15T07:59:45Z"), running(STARTED_LATER), {**answers(8002, ready=DB_DOWN)},
+                     "fail", "fail", id="live slot stopped, the other one runs but is not ready"),
+        pytest.param(exited(0, "2027-01-15T07:59:45Z"), running(), answers(8002), "fail", "fail",
+                     id="live slot stopped, an older slot runs: not a switch"),
+        pytest.param(exited(0, "2027-01-15T07:59:55Z"), None, {}, "fail", "fail",
+                     id="live slot stopped by hand, nothing else serves"),
+        pytest.param(running("2027-01-15T07:59:30Z"), None, {}, "booting", "idle",
+                     id="live slot restarted 30 s ago, not ready yet"),
+        pytest.param(exited(0, "2027-01-15T07:58:00Z"), exited(0, "2027-01-15T07:00:00Z"), {}, "fail", "fail",
+                     id="live slot stopped 2 min ago"),
+        pytest.param(exited(0, "2027-01-15T07:58:00Z"), running(STARTED_LATER), answers(8002), "fail", "fail",
+                     id="other slot serves but the release state was not written within the switch grace"),
+        pytest.param(exited(137, "2027-01-15T07:59:55Z"), None, {}, "fail", "fail", id="live slot crashed"),
+        pytest.param(exited(0, "2027-01-15T07:59:55Z", oom=True), None, {}, "fail", "fail",
+                     id="live slot killed for lack of memory"),
+        pytest.param(None, running(), answers(8002), "fail", "fail", id="live slot's container removed"),
+        pytest.param(running(), None, answers(8001, ready=DB_DOWN, database=DB_DOWN), "down", "fail",
+                     id="live slot runs but cannot reach the database"),
+    ],
+)
+def test_only_the_live_slot_is_judged(tmp_path, blue, green, table, expected, serving):
+    results = judge(tmp_path, {"erp-app-blue": blue, "erp-app-green": green}, table, release(tmp_path, "blue"))
+    assert results["app_release_state"]["status"] == "ok"
+    green_checks = {name: r["status"] for name, r in results.items() if name.startswith("app_green_")}
+    assert green_checks == dict.fromkeys(["app_green_container", "app_green_live", "app_green_ready",
+                                          "app_green_database"], "idle")
+    assert all("not live (the release state says slot blue is)" in results[name]["detail"] for name in green_checks)
+    blue_checks = {name: r["status"] for name, r in results.items() if name.startswith("app_blue_")}
+    if expected == "ok":
+        assert set(blue_checks.values()) == {"ok"}
+    elif expected == "idle":
+        assert "fail" not in blue_checks.values()
+    elif expected == "booting":
+        assert blue_checks["app_blue_container"] == "ok"
+        assert blue_checks["app_blue_ready"] == "idle"
+    elif expected == "down":
+        assert blue_checks["app_blue_container"] == "ok"
+        assert blue_checks["app_blue_ready"] == "fail"
+    else:
+        assert set(blue_checks.values()) == {"fail"}
+        assert "the release state says slot blue is live" in results["app_blue_container"]["detail"]
+    assert results["app_serving"]["status"] == serving
+    if serving == "fail":
+        assert results["app_serving"]["detail"].startswith("slot blue (release 1.0.0), live, is not ready: ")
+
+
+def test_a_switch_in_progress_explains_itself(tmp_path):
+    results = judge(tmp_path, {"erp-app-blue": running(), "erp-app-green": running(STARTED_LATER)},
+                    {**answers(8001, ready=DRAINING), **answers(8002)}, release(tmp_path, "blue"))
+    assert results["app_blue_ready"]["detail"].startswith("draining (the app is stopping): ")
+    assert results["app_serving"]["detail"] == "slot blue (release 1.0.0) is stopping: slots are being switched"
+    stopped = judge(tmp_path, {"erp-app-blue": exited(0, "2027-01-15T07:59:55Z"),
+                               "erp-app-green": running(STARTED_LATER)}, answers(8002), release(tmp_path, "blue"))
+    assert stopped["app_blue_container"]["detail"].startswith("stopped, handing over to slot green, which serves")
+    assert stopped["app_serving"]["detail"] == ("serving from slot green, which slot blue (release 1.0.0) is "
+                                                "handing over to")
+
+
+@pytest.mark.parametrize("text", [None, '{"current": null, "previous": {"version": "1.0.0", "slot": "blue"}}'])
+def test_nothing_deployed_is_idle_whatever_runs(tmp_path, text):
+    path = tmp_path / "release.json"
+    if text is not None:
+        path.write_text(text)
+    results = judge(tmp_path, {"erp-app-blue": exited(137, "2027-01-15T07:59:55Z"), "erp-app-green": None}, {},
+                    str(path))
+    assert {r["status"] for r in results.values()} == {"idle"}
+    assert results["app_serving"]["detail"] == "no release is live on this host"
+
+
+def test_an_unreadable_release_state_fails_and_every_slot_is_judged_by_what_runs(tmp_path):
+    results = judge(tmp_path, {"erp-app-blue": exited(0, "2027-01-15T07:00:00Z"), "erp-app-green": running()},
+                    answers(8002), release(tmp_path, text="{not json"))
+    assert results["app_release_state"]["status"] == "fail"
+    assert results["app_blue_container"]["status"] == "idle"
+    assert results["app_green_ready"]["status"] == "ok"
+    assert results["app_serving"] == hc.result("app_serving", "ok", "serving from slot green")
+
+
+def test_without_a_release_state_file_every_slot_is_judged_by_what_runs(tmp_path):
+    results = judge(tmp_path, {"erp-app-blue": exited(0, "2027-01-15T07:00:00Z"), "erp-app-green": None}, {}, "")
+    assert "app_release_state" not in results
+    assert results["app_blue_container"]["status"] == "idle"
+    assert results["app_serving"]["status"] == "fail"
+
+
+class StoppingSlot:
+    """Blue after its drain: it refuses connections while its container still runs, and
+    exits 0 after ``exits_after`` seconds (None: never). ``sleep`` moves its clock."""
+
+    def __init__(self, exits_after):
+        self.exits_after = exits_after
+        self.elapsed = 0
+        self.sleeps = []
+
+    def sleep(self, seconds):
+        self.sleeps.append(seconds)
+        self.elapsed += seconds
+
+    def gone(self):
+        return self.exits_after is not None and self.elapsed >= self.exits_after
+
+    def inspect(self, container):
+        if container == "erp-app-green":
+            return running(STARTED_LATER)
+        return exited(0, "2027-01-15T08:00:03Z") if self.gone() else running()
+
+    def fetch(self, url, timeout):
+        if ":8002/" in url:
+            return _fetch_from(answers(8002))(url, timeout)
+        raise ConnectionRefusedError(url)
+
+
+@pytest.mark.parametrize(
+    ("exits_after", "sleeps", "serving", "words"),
+    [
+        (3, [1, 1, 1], "ok", "serving from slot green, which slot blue (release 1.0.0) is handing over to"),
+        (None, [1] * 10, "fail", "live, is not ready"),
+    ],
+)
+def test_a_running_live_slot_that_refuses_is_confirmed_before_it_fails(tmp_path, exits_after, sleeps, serving, words):
+    slot = StoppingSlot(exits_after)
+    results = hc.app_results(SLOTS, "127.0.0.1", ENDPOINTS, slot.inspect, slot.fetch, 3, NOW, start_grace=120,
+                             switch_grace=20, release_state_file=release(tmp_path, "blue"), confirm=10,
+                             sleep=slot.sleep)
+    by_name = {r["name"]: r for r in results}
+    assert slot.sleeps == sleeps
+    assert by_name["app_serving"]["status"] == serving
+    assert words in by_name["app_serving"]["detail"]
+
+
+def test_a_crashed_live_slot_fails_at_once_without_confirming(tmp_path):
+    def no_sleep(_seconds):
+        raise AssertionError("a stopped container is not probed again")
+
+    results = hc.app_results(SLOTS, "127.0.0.1", ENDPOINTS, {"erp-app-blue": exited(137, STARTED_LONG_AGO)}.get,
+                             _fetch_from({}), 3, NOW, release_state_file=release(tmp_path, "blue"), confirm=10,
+                             sleep=no_sleep)
+    assert {r["name"]: r["status"] for r in results}["app_blue_container"] == "fail"
+
+
+def test_a_deploy_switching_slots_announces_nothing_and_a_real_stop_is_announced_once(tmp_path):
+    """Scheduled runs through a whole blue -> green switch as deploy.yml does it
+    (tasks/erp_switch_slot.yml, then tasks/erp_record.yml), then the live slot stopped by
+    hand: only that stop reaches the webhook, at the first run after it stopped."""
+    started_green = "2027-01-15T08:00:10Z"
+    timeline = [
+        # (seconds after NOW, live slot in release.json, blue, green, answers)
+        (0, "blue", running(), None, answers(8001)),
+        (10, "blue", running(), running(started_green), {**answers(8001), **answers(8002, ready=DB_DOWN)}),
+        (20, "blue", running(), running(started_green), {**answers(8001), **answers(8002)}),
+        (26, "blue", running(), running(started_green), {**answers(8001, ready=DRAINING), **answers(8002)}),
+        (31, "blue", exited(0, "2027-01-15T08:00:29Z"), running(started_green), answers(8002)),
+        # a slow controller: the switch is recorded 45 s after the old slot stopped (seen on the lab)
+        (60, "blue", exited(0, "2027-01-15T08:00:29Z"), running(started_green), answers(8002)),
+        (74, "green", exited(0, "2027-01-15T08:00:29Z"), running(started_green), answers(8002)),
+        (95, "green", exited(0, "2027-01-15T08:00:29Z"), running(started_green), answers(8002)),
+        # someone stops the live slot: it drains, stops, and stays stopped
+        (150, "green", exited(0, "2027-01-15T08:00:29Z"), running(started_green),
+         answers(8002, ready=DRAINING)),
+        (155, "green", exited(0, "2027-01-15T08:00:29Z"), exited(0, "2027-01-15T08:02:33Z"), {}),
+        (215, "green", exited(0, "2027-01-15T08:00:29Z"), exited(0, "2027-01-15T08:02:33Z"), {}),
+        (275, "green", exited(0, "2027-01-15T08:00:29Z"), exited(0, "2027-01-15T08:02:33Z"), {}),
+    ]
+    state, announced = {}, []
+    for offset, live, blue, green, table in timeline:
+        results = list(judge(tmp_path, {"erp-app-blue": blue, "erp-app-green": green}, table,
+                             release(tmp_path, live), now=NOW + offset, switch_grace=600).values())
+        state, changes, repeats = hc.plan_notifications(state, results, NOW + offset, HOUR)
+        if changes or repeats:
+            announced.append((offset, sorted(c["check"] for c in changes + repeats)))
+    assert announced == [(155, ["app_green_container", "app_green_database", "app_green_live", "app_green_ready",
+                                "app_serving"])]
+
+
 def _completed(returncode=0, stdout="", stderr=""):
     return SimpleNamespace(returncode=returncode, stdout=stdout, stderr=stderr)
 

@@ -3,12 +3,17 @@
 
 from __future__ import annotations
 
+import io
 import json
+import shutil
 import socket
 import ssl
-from urllib.error import URLError
+import subprocess
+import sys
+from urllib.error import HTTPError, URLError
 
 import pytest
+from ansible_collections.erp.ops.plugins.module_utils import _health
 from ansible_collections.erp.ops.plugins.module_utils._health import (
     DEFAULT_CHECKS,
     HttpResponse,
@@ -464,3 +469,52 @@ def test_summarize_health_all_skipped_is_not_healthy():
 def test_summarize_health_rejects(bad, error, message):
     with pytest.raises(error, match=message):
         summarize_health(bad)
+
+
+# ---------------------------------------------------------------------------------------
+# Ansible is needed only by open_url_fetcher
+
+
+def test_module_imports_where_ansible_is_not_installed(tmp_path):
+    """The erp_healthcheck role installs _health.py on hosts without Ansible (-S -I: no site-packages)."""
+    shutil.copy(_health.__file__, tmp_path / "_health.py")
+    (tmp_path / "probe.py").write_text(
+        "import sys\n"
+        "sys.path.insert(0, sys.argv[1])\n"
+        "import _health\n"
+        "answer = _health.parse_health_response(200, 'application/health+json', b'{\"status\": \"pass\"}')\n"
+        "print(answer['healthy'], 'ansible' in sys.modules)\n"
+    )
+    completed = subprocess.run([sys.executable, "-I", "-S", str(tmp_path / "probe.py"), str(tmp_path)],
+                               capture_output=True, text=True, timeout=60, check=False)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.split() == ["True", "False"]
+
+
+def test_open_url_fetcher_raises_ansible_connection_errors_as_fetch_errors(monkeypatch):
+    from ansible.module_utils import urls
+
+    class Refusing:
+        def open(self, *_args, **_kwargs):
+            raise urls.SSLValidationError("certificate verify failed for erp.example")
+
+    monkeypatch.setattr(urls, "Request", Refusing)
+    fetch = _health.open_url_fetcher()
+    result = _health.probe_endpoint({"name": "ready", "url": "https://erp.example/health/ready"}, fetch, timeout=1)
+    assert result["healthy"] is False
+    assert result["error"] == "request failed (certificate verify failed for erp.example)"
+
+
+def test_open_url_fetcher_reads_the_body_of_an_error_status(monkeypatch):
+    from ansible.module_utils import urls
+
+    body = b'{"status": "fail", "checks": {"process:readiness": [{"status": "fail", "output": "shutting down"}]}}'
+
+    class Draining:
+        def open(self, _method, url, **_kwargs):
+            raise HTTPError(url, 503, "Service Unavailable", {"Content-Type": "application/health+json"},
+                            io.BytesIO(body))
+
+    monkeypatch.setattr(urls, "Request", Draining)
+    answer = _health.open_url_fetcher()("http://127.0.0.1:8001/health/ready", 1)
+    assert answer == _health.HttpResponse(503, "application/health+json", body)

@@ -11,7 +11,7 @@ from email.message import Message
 from urllib.error import HTTPError, URLError
 
 import pytest
-from ansible.module_utils import basic
+from ansible.module_utils import basic, urls
 from ansible.module_utils.testing import patch_module_args
 from ansible_collections.erp.ops.plugins.module_utils import _health
 from ansible_collections.erp.ops.plugins.modules import erp_health
@@ -130,7 +130,7 @@ def exits(monkeypatch):
 
 def run(monkeypatch, args, script):
     fake_requests = FakeRequests(script)
-    monkeypatch.setattr(_health, "Request", fake_requests)
+    monkeypatch.setattr(urls, "Request", fake_requests)
     with patch_module_args(args), pytest.raises(ModuleExit) as caught:
         erp_health.main()
     return caught.value, fake_requests
@@ -237,7 +237,7 @@ def test_latency_over_threshold(monkeypatch, fake_time):
             fake_time.now += 0.8
             return answer(200, status="pass")
 
-    monkeypatch.setattr(_health, "Request", SlowRequest)
+    monkeypatch.setattr(urls, "Request", SlowRequest)
     with patch_module_args({"url": BASE, "checks": ["/health"], "deadline": 0, "max_latency_ms": 500}), \
             pytest.raises(ModuleExit) as caught:
         erp_health.main()
