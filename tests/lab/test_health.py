@@ -19,22 +19,25 @@ import os
 import re
 import subprocess
 import tarfile
-import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
-import yaml
-from conftest import QUICK, REPO, app_hosts, current_versions, ensure_release, playbook, release_state
+from conftest import (
+    QUICK,
+    app_hosts,
+    current_versions,
+    ensure_release,
+    lab_vault_values,
+    playbook,
+    release_state,
+)
 
 NETWORK = os.environ.get("LAB_NAME", "erplab")
 SCRIPT = "/usr/local/lib/erp-healthcheck/erp_healthcheck.py"
 METRICS = "/var/lib/prometheus/node-exporter/erp_healthcheck.prom"
 WEBHOOK_FILE = "/etc/erp/healthcheck-webhook"
-VAULT = REPO / "inventories" / "lab" / "group_vars" / "lab" / "vault.yml"
-VAULT_PASSWORD = REPO / "inventories" / "lab" / "vault-password-lab-only.txt"
 # The issue's promise: a stopped slot shows in the metric and at the webhook within two minutes.
 ALERT_WITHIN = 120
 
@@ -133,27 +136,6 @@ def wait_until_ready(host, slot: str, timeout: float = 90) -> None:
         report = json.loads(host.ssh(f"sudo /usr/bin/python3 {SCRIPT} --dry-run", check=False).stdout)
         return any(c["name"] == f"app_{slot}_ready" and c["status"] == "ok" for c in report["checks"])
     wait_for(ready, timeout, 2, f"{host.name}: slot {slot} ready")
-
-
-def vault_values() -> dict[str, str]:
-    """Every value of the lab vault, decrypted with ansible-vault as an operator would."""
-    class VaultLoader(yaml.SafeLoader):
-        pass
-
-    VaultLoader.add_constructor("!vault", lambda loader, node: loader.construct_scalar(node))
-    encrypted = yaml.load(VAULT.read_text(), Loader=VaultLoader)  # noqa: S506 - SafeLoader plus one tag
-    values = {}
-    with tempfile.TemporaryDirectory() as scratch:
-        for name, ciphertext in encrypted.items():
-            sealed = Path(scratch) / name
-            sealed.write_text(ciphertext)
-            proc = subprocess.run(["ansible-vault", "decrypt", "--vault-password-file", str(VAULT_PASSWORD),
-                                   "--output", "-", str(sealed)], capture_output=True, text=True, timeout=60,
-                                  cwd=REPO, env=dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg")))
-            assert proc.returncode == 0, proc.stderr
-            values[name] = proc.stdout
-    assert len(values) >= 3 and all(len(v) >= 8 for v in values.values()), sorted(values)
-    return values
 
 
 SAMPLER = """
@@ -317,7 +299,7 @@ def test_incident_bundle_names_the_crashed_slot_and_holds_no_vault_value(lab, tm
             "db1/database.txt", "lb1/haproxy-show-stat.csv"} <= set(members)
     assert re.search(rf"^erp_app,app2_{slot},.*DOWN", members["lb1/haproxy-show-stat.csv"], re.M)
 
-    secrets = vault_values()
+    secrets = lab_vault_values()
     leaked = [(member, name) for member, text in members.items() for name, value in secrets.items() if value in text]
     assert not leaked
     assert not [name for name, value in secrets.items() if value in proc.output]
