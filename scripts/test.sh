@@ -33,8 +33,9 @@ stage_unit() {
   run_pytest -q tests/unit
 }
 
+# The scenarios load the reference images (postgres, erp-app) into their instances' engines.
 stage_molecule() {
-  python3 lab/labctl.py images --host-only
+  python3 lab/labctl.py images
   local scenario
   for scenario in $(find molecule -mindepth 2 -maxdepth 2 -name molecule.yml | cut -d/ -f2 | sort); do
     banner "molecule: $scenario"
