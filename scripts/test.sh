@@ -76,7 +76,8 @@ stage_lab() {
   else
     modules=$(lab_modules) || return 1
   fi
-  trap 'python3 lab/labctl.py down || true' RETURN
+  # Each stage runs in its own subshell: EXIT fires however the stage ends.
+  trap 'python3 lab/labctl.py down || true' EXIT
   python3 lab/labctl.py up
   # shellcheck disable=SC2086 # one module per word
   run_pytest -q --durations=0 $modules
@@ -89,7 +90,13 @@ for stage in "${stages[@]}"; do
   esac
   banner "$stage"
   started=$SECONDS
-  if ! "stage_$stage"; then
+  # Not `if ! stage_x`: bash ignores errexit inside a function called as a condition, so a
+  # failing command in the middle of a stage would pass unnoticed. A plain subshell keeps it.
+  set +e
+  (set -e; "stage_$stage")
+  rc=$?
+  set -e
+  if [ "$rc" -ne 0 ]; then
     echo "stage $stage FAILED after $((SECONDS - started)) s" >&2
     echo "stages: $passed passed, 1 failed"
     exit 1
