@@ -157,6 +157,8 @@ def test_backup_verify_playbook_proves_the_backup_and_writes_its_metrics(db):
 def test_restore_brings_back_identical_data_behind_a_503_and_serves_the_erp_again(db):
     kept = write_records("kept")
     before = table_checksums(db)
+    # Whatever release earlier lab tests left behind: 1.1.0's migration stays after a rollback.
+    schema = psql(db, "SELECT max(id) FROM schema_migrations")
     backup = playbook("backup.yml", "-l", "lab", "-e", "backup_converge=false")
     assert backup.returncode == 0, backup.output[-4000:]
     [backup_dir] = re.findall(r"backup (/var/backups/erp/dumps/\d{8}T\d{6}Z)\b", said(backup))
@@ -176,8 +178,8 @@ def test_restore_brings_back_identical_data_behind_a_503_and_serves_the_erp_agai
 
     # What was restored and how long it took, in the playbook's report.
     report = said(restore)
-    assert re.search(rf"restored erp from {backup_dir} \(created \d{{8}}T\d{{6}}Z, schema 0001\) in \d+s", report), \
-        report[-3000:]
+    restored = rf"restored erp from {backup_dir} \(created \d{{8}}T\d{{6}}Z, schema {schema}\) in \d+s"
+    assert re.search(restored, report), report[-3000:]
     assert re.search(r"in maintenance \(HAProxy answering 503\) for [\d.]+ s", report)
     # Users saw the ERP, then a 503 while it was in maintenance, then the ERP: never a refused
     # or reset connection.
