@@ -463,23 +463,30 @@ def probe_endpoint(endpoint, fetch, timeout=5, clock=time.monotonic, require_con
 
 def wait_for_health(endpoints, fetch, deadline=60, interval=2, timeout=5, require_content_type=True,
                     expected_status=DEFAULT_EXPECTED_STATUS, expected_version=None, max_latency_ms=None,
-                    clock=time.monotonic, sleep=time.sleep):
+                    hold=0, clock=time.monotonic, sleep=time.sleep):
     """Probe all endpoints until every one is healthy in the same attempt, or the deadline passes.
 
     Each attempt probes every endpoint, so the returned ``checks`` are one consistent
     snapshot. No attempt starts after ``deadline`` seconds; a running attempt is not cut
     short, so ``elapsed`` can exceed the deadline by up to one attempt.
 
+    With ``hold`` > 0 (a bake), healthy is not enough: the endpoints must stay healthy,
+    probed every ``interval``, for ``hold`` seconds after the first healthy attempt. The
+    first unhealthy attempt after that ends the wait at once, unhealthy.
+
     :returns: dict with ``healthy`` (bool), ``checks`` (endpoint results of the last
-        attempt), ``attempts``, ``elapsed`` (seconds) and ``reason`` (None when healthy,
+        attempt), ``attempts``, ``elapsed`` (seconds), ``held`` (seconds the endpoints were
+        healthy without a break, up to the last attempt) and ``reason`` (None when healthy,
         else the reasons of the unhealthy endpoints joined by ``"; "``).
-    :raises ValueError: on an empty endpoint list, negative deadline/timeout or a
+    :raises ValueError: on an empty endpoint list, negative deadline/timeout/hold or a
         non-positive interval.
     """
     if not endpoints:
         raise ValueError("no endpoints to probe")
     if deadline < 0:
         raise ValueError(f"deadline must be >= 0, got {deadline!r}")
+    if hold < 0:
+        raise ValueError(f"hold must be >= 0, got {hold!r}")
     if interval <= 0:
         raise ValueError(f"interval must be > 0, got {interval!r}")
     if timeout <= 0:
@@ -488,6 +495,8 @@ def wait_for_health(endpoints, fetch, deadline=60, interval=2, timeout=5, requir
 
     start = clock()
     attempts = 0
+    healthy_since = None
+    held = 0.0
     while True:
         attempts += 1
         results = [
@@ -497,15 +506,27 @@ def wait_for_health(endpoints, fetch, deadline=60, interval=2, timeout=5, requir
             for endpoint in endpoints
         ]
         healthy = all(result["healthy"] for result in results)
-        remaining = deadline - (clock() - start)
-        if healthy or remaining <= 0:
-            break
-        sleep(min(interval, remaining))
+        now = clock()
+        if healthy:
+            if healthy_since is None:
+                healthy_since = now
+            held = now - healthy_since
+            if held >= hold:
+                break
+            pause = hold - held
+        else:
+            # Unhealthy after having been healthy: the hold is broken, no second chance.
+            remaining = deadline - (now - start)
+            if healthy_since is not None or remaining <= 0:
+                break
+            pause = remaining
+        sleep(min(interval, pause))
     return {
         "healthy": healthy,
         "checks": results,
         "attempts": attempts,
         "elapsed": round(clock() - start, 3),
+        "held": round(held, 3),
         "reason": None if healthy else "; ".join(result["reason"] for result in results if not result["healthy"]),
     }
 

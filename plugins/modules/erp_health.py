@@ -85,6 +85,13 @@ options:
       - V(0) probes exactly once.
     type: float
     default: 60
+  hold:
+    description:
+      - Seconds the endpoints must stay healthy after they first are (a bake), probed every
+        O(interval). The first unhealthy attempt in that time ends the task at once, unhealthy.
+      - V(0) returns as soon as every endpoint is healthy.
+    type: float
+    default: 0
   interval:
     description:
       - Seconds to wait between attempts.
@@ -166,6 +173,13 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     msg: "{{ __erp_health_result | erp.ops.failed_checks }}"
   when: not __erp_health_result.healthy
+
+- name: Bake for two minutes, stopping at the first unhealthy probe
+  erp.ops.erp_health:
+    url: "http://{{ ansible_host }}:8001"
+    deadline: 0
+    hold: 120
+    interval: 5
 """
 
 RETURN = r"""
@@ -191,6 +205,11 @@ elapsed:
   returned: always
   type: float
   sample: 4.213
+held:
+  description: Seconds the endpoints stayed healthy without a break, up to the last attempt (see O(hold)).
+  returned: always
+  type: float
+  sample: 120.004
 checks:
   description: Per-endpoint results of the last attempt, in probe order.
   returned: always
@@ -302,6 +321,7 @@ def main():
             "expected_version": {"type": "str"},
             "max_latency_ms": {"type": "float"},
             "deadline": {"type": "float", "default": 60},
+            "hold": {"type": "float", "default": 0},
             "interval": {"type": "float", "default": 2},
             "timeout": {"type": "float", "default": 5},
             "require_content_type": {"type": "bool", "default": True},
@@ -330,6 +350,7 @@ def main():
             expected_status=params["expected_status"],
             expected_version=params["expected_version"],
             max_latency_ms=params["max_latency_ms"],
+            hold=params["hold"],
             clock=time.monotonic,
             sleep=time.sleep,
         )

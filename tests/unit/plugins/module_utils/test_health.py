@@ -360,6 +360,38 @@ def test_wait_applies_expectations_on_every_attempt():
     assert result["attempts"] == 3
 
 
+def test_hold_keeps_probing_until_the_endpoints_stayed_healthy_that_long():
+    clock = FakeClock()
+    fetch = ScriptedFetch(clock, {"http://h/health/ready": [OK] * 10})
+    result = wait_for_health([ENDPOINTS[1]], fetch, deadline=0, hold=6, interval=2, clock=clock, sleep=clock.sleep)
+    assert result["healthy"] is True
+    assert result["attempts"] == 4
+    assert result["held"] == pytest.approx(6.01)
+    assert clock.sleeps[:2] == [2, 2]
+
+
+def test_hold_ends_at_the_first_unhealthy_attempt_with_its_reason():
+    clock = FakeClock()
+    down = HttpResponse(503, HEALTH, DB_DOWN)
+    fetch = ScriptedFetch(clock, {"http://h/health/ready": [OK, OK, down, OK]})
+    result = wait_for_health([ENDPOINTS[1]], fetch, deadline=60, hold=30, interval=2, clock=clock,
+                             sleep=clock.sleep)
+    assert result["healthy"] is False
+    assert result["attempts"] == 3
+    assert result["held"] == pytest.approx(2.01)
+    assert result["reason"].startswith("http://h/health/ready: HTTP 503")
+
+
+def test_hold_starts_once_the_endpoints_became_healthy_within_the_deadline():
+    clock = FakeClock()
+    old = HttpResponse(200, HEALTH, body(status="pass", version="1.4.1"))
+    fetch = ScriptedFetch(clock, {"http://h/health/ready": [old, OK, OK, OK]})
+    result = wait_for_health([ENDPOINTS[1]], fetch, deadline=10, hold=4, interval=2, expected_version="1.4.2",
+                             clock=clock, sleep=clock.sleep)
+    assert result["healthy"] is True
+    assert result["attempts"] == 4
+
+
 def test_probe_measures_latency_with_the_injected_clock():
     clock = FakeClock()
     fetch = ScriptedFetch(clock, {"http://h/health/ready": [OK]}, cost=0.75)
@@ -370,6 +402,7 @@ def test_probe_measures_latency_with_the_injected_clock():
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"deadline": -1}, "deadline"),
+    ({"hold": -1}, "hold"),
     ({"interval": 0}, "interval"),
     ({"timeout": 0}, "timeout"),
     ({"expected_status": ["fail"]}, "expected_status"),
