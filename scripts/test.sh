@@ -39,9 +39,10 @@ stage_molecule() {
   local scenario
   for scenario in $(find molecule -mindepth 2 -maxdepth 2 -name molecule.yml | cut -d/ -f2 | sort); do
     banner "molecule: $scenario"
-    local rc=0
+    local rc=0 started=$SECONDS
     molecule test -s "$scenario" || rc=$?
     docker volume rm -f "molecule-$scenario-docker" >/dev/null 2>&1 || true
+    echo "molecule $scenario: exit $rc after $((SECONDS - started)) s"
     [ "$rc" -eq 0 ] || return "$rc"
   done
 }
