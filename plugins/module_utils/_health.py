@@ -463,7 +463,7 @@ def probe_endpoint(endpoint, fetch, timeout=5, clock=time.monotonic, require_con
 
 def wait_for_health(endpoints, fetch, deadline=60, interval=2, timeout=5, require_content_type=True,
                     expected_status=DEFAULT_EXPECTED_STATUS, expected_version=None, max_latency_ms=None,
-                    hold=0, clock=time.monotonic, sleep=time.sleep):
+                    hold=0, abort=None, clock=time.monotonic, sleep=time.sleep):
     """Probe all endpoints until every one is healthy in the same attempt, or the deadline passes.
 
     Each attempt probes every endpoint, so the returned ``checks`` are one consistent
@@ -473,6 +473,10 @@ def wait_for_health(endpoints, fetch, deadline=60, interval=2, timeout=5, requir
     With ``hold`` > 0 (a bake), healthy is not enough: the endpoints must stay healthy,
     probed every ``interval``, for ``hold`` seconds after the first healthy attempt. The
     first unhealthy attempt after that ends the wait at once, unhealthy.
+
+    ``abort``, when given, is asked after every unhealthy attempt: a string it returns (the
+    process behind the endpoints died, say) ends the wait at once, unhealthy, that string
+    leading the reason; None lets the wait go on.
 
     :returns: dict with ``healthy`` (bool), ``checks`` (endpoint results of the last
         attempt), ``attempts``, ``elapsed`` (seconds), ``held`` (seconds the endpoints were
@@ -497,6 +501,7 @@ def wait_for_health(endpoints, fetch, deadline=60, interval=2, timeout=5, requir
     attempts = 0
     healthy_since = None
     held = 0.0
+    aborted = None
     while True:
         attempts += 1
         results = [
@@ -519,6 +524,9 @@ def wait_for_health(endpoints, fetch, deadline=60, interval=2, timeout=5, requir
             remaining = deadline - (now - start)
             if healthy_since is not None or remaining <= 0:
                 break
+            aborted = abort() if abort else None
+            if aborted:
+                break
             pause = remaining
         sleep(min(interval, pause))
     return {
@@ -527,8 +535,37 @@ def wait_for_health(endpoints, fetch, deadline=60, interval=2, timeout=5, requir
         "attempts": attempts,
         "elapsed": round(clock() - start, 3),
         "held": round(held, 3),
-        "reason": None if healthy else "; ".join(result["reason"] for result in results if not result["healthy"]),
+        "reason": None if healthy else "; ".join(
+            ([aborted] if aborted else []) + [result["reason"] for result in results if not result["healthy"]]),
     }
+
+
+def container_watch(name, inspect):
+    """Return an ``abort`` callable for :func:`wait_for_health` that watches the Docker
+    container serving the endpoints, so a release that crashed is not waited for until the
+    deadline.
+
+    ``inspect()`` returns the container's ``(status, exit_code, restart_count)``, or None when
+    there is no such container. It is looked at once now; the wait then ends when the
+    container is gone, not running, or restarted since (under a restart policy a crash loop
+    is "running" again between crashes).
+    """
+    first = inspect()
+    baseline = first[2] if first else 0
+
+    def abort():
+        state = inspect()
+        if state is None:
+            return f"container {name} is gone"
+        status, exit_code, restarts = state
+        if status != "running":
+            return f"container {name} is {status} (exit code {exit_code})"
+        if restarts > baseline:
+            return (f"container {name} restarted {restarts - baseline} time(s) while starting"
+                    f" (last exit code {exit_code})")
+        return None
+
+    return abort
 
 
 def open_url_fetcher(headers=None, validate_certs=True, use_proxy=True, http_agent="erp.ops.erp_health"):

@@ -85,6 +85,14 @@ options:
       - V(0) probes exactly once.
     type: float
     default: 60
+  container:
+    description:
+      - Name of the Docker container on the target host that serves the endpoints.
+      - While waiting for health, the wait ends at once, unhealthy, when that container is
+        gone, not running, or restarted since the task began (a release that crashes at
+        start is not waited for until the deadline). Its state leads the RV(reason).
+      - Needs the C(docker) command on the target host, and rights to use it.
+    type: str
   hold:
     description:
       - Seconds the endpoints must stay healthy after they first are (a bake), probed every
@@ -294,9 +302,28 @@ import time  # noqa: E402
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.erp.ops.plugins.module_utils._health import (  # noqa: E402
     build_endpoints,
+    container_watch,
     open_url_fetcher,
     wait_for_health,
 )
+
+
+def docker_inspector(module, name):
+    """``inspect()`` for container_watch: the container's status, exit code and restart count
+    from ``docker inspect``, None when the engine knows no such container."""
+    docker = module.get_bin_path("docker", required=True)
+    template = "{{.State.Status}} {{.State.ExitCode}} {{.RestartCount}}"
+
+    def inspect():
+        rc, out, err = module.run_command([docker, "inspect", "--type", "container", "--format", template, name])
+        if rc != 0:
+            if "no such" in err.lower():
+                return None
+            module.fail_json(msg=f"docker inspect {name} failed: {err.strip()}")
+        status, exit_code, restarts = out.split()
+        return status, int(exit_code), int(restarts)
+
+    return inspect
 
 
 def main():
@@ -321,6 +348,7 @@ def main():
             "expected_version": {"type": "str"},
             "max_latency_ms": {"type": "float"},
             "deadline": {"type": "float", "default": 60},
+            "container": {"type": "str"},
             "hold": {"type": "float", "default": 0},
             "interval": {"type": "float", "default": 2},
             "timeout": {"type": "float", "default": 5},
@@ -351,6 +379,8 @@ def main():
             expected_version=params["expected_version"],
             max_latency_ms=params["max_latency_ms"],
             hold=params["hold"],
+            abort=container_watch(params["container"], docker_inspector(module, params["container"]))
+            if params["container"] else None,
             clock=time.monotonic,
             sleep=time.sleep,
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -100,10 +101,19 @@ def served_versions(samples: int = 12) -> set[str]:
     return seen
 
 
-class Load:
-    """Steady user traffic through the LB: a few threads, bounded in time and count."""
+# Requests per second of paced user traffic: every failed request of a rollout is still seen
+# (a refused connection or a 5xx lasts longer than 1/40 s), while the lab's two cores are left
+# to the rollout itself. The upgrade test keeps unpaced traffic: it measures zero downtime.
+PACED = 40
 
-    def __init__(self, threads: int = 4, max_seconds: float = 900, max_requests: int = 400_000):
+
+class Load:
+    """Steady user traffic through the LB: a few threads, bounded in time and count; as fast
+    as they go, or ``rate`` requests per second in all."""
+
+    def __init__(self, threads: int = 4, max_seconds: float = 900, max_requests: int = 400_000,
+                 rate: float | None = None):
+        self._pause = threads / rate if rate else 0.0
         self.ok = 0
         self.failed: list[str] = []
         self._stop = threading.Event()
@@ -126,6 +136,8 @@ class Load:
             except (urllib.error.URLError, OSError) as exc:
                 with self._lock:
                     self.failed.append(f"{path}: {exc}")
+            if self._pause:
+                self._stop.wait(self._pause)
 
     def __enter__(self):
         for thread in self._threads:
@@ -136,6 +148,55 @@ class Load:
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=30)
+
+
+HEALTHCHECK_SCRIPT = "/usr/local/lib/erp-healthcheck/erp_healthcheck.py"
+
+SAMPLER = """
+import json, os, subprocess, sys, time
+script, seconds, stop = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+deadline = time.time() + seconds
+while time.time() < deadline and not os.path.exists(stop):
+    run = subprocess.run(["/usr/bin/python3", script, "--dry-run"], capture_output=True, text=True)
+    report = json.loads(run.stdout)
+    failing = [c["name"] + ": " + c["detail"] for c in report["checks"] if c["status"] == "fail"]
+    print(json.dumps({"time": time.time(), "failing": failing}), flush=True)
+    time.sleep(0.5)
+"""
+
+
+class HealthSampler:
+    """Runs a host's installed health check (the role erp_healthcheck's script, --dry-run: no
+    state, no webhook) over and over, bounded in time, and keeps what each run reports
+    failing: what the on-call person would have been alerted about, sampled far more often
+    than cron runs it."""
+
+    def __init__(self, host: Host, max_seconds: int = 900):
+        self.host = host
+        encoded = base64.b64encode(SAMPLER.encode()).decode()
+        self.dir = host.ssh(f"d=$(mktemp -d) && echo {encoded} | base64 -d > $d/sampler.py && echo $d").stdout.strip()
+        self.proc = subprocess.Popen(
+            ["ssh", "-i", host.key, "-p", str(host.port), "-o", f"UserKnownHostsFile={host.known_hosts}",
+             "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", f"{host.user}@127.0.0.1",
+             f"sudo /usr/bin/python3 {self.dir}/sampler.py {HEALTHCHECK_SCRIPT} {max_seconds} {self.dir}/stop"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+
+    def stop(self) -> list[dict]:
+        self.host.ssh(f"touch {self.dir}/stop")
+        out, err = self.proc.communicate(timeout=120)
+        self.host.ssh(f"rm -rf {self.dir}")
+        assert self.proc.returncode == 0, err[-2000:]
+        return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+def ensure_healthcheck(lab_hosts) -> None:
+    """The health check installed on every host (provision.yml installs it; a lab brought up
+    for a single module may not have it yet)."""
+    if all(h.ssh(f"test -e {HEALTHCHECK_SCRIPT}", check=False).returncode == 0 for h in lab_hosts.values()):
+        return
+    proc = playbook("healthcheck.yml", "-l", "lab")
+    assert proc.returncode == 0, proc.output[-4000:]
 
 
 def ensure_release(lab_hosts, version: str = "1.0.0") -> None:

@@ -5,7 +5,8 @@ build ends with every app host back on the release it ran before, whether deploy
 failed the stage or erpctl's bake caught it; the build that passes every health check but
 answers a share of requests with HTTP 500 is caught by the canary analysis before the second
 stage. Short bakes keep the module within minutes; the decision thresholds are erpctl's
-defaults.
+defaults. User traffic is paced (conftest.PACED): plenty for the analysis and to see any
+failed request, without starving the rollouts of the lab's two cores.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from conftest import (
+    PACED,
     REPO,
     Load,
     app_hosts,
@@ -61,7 +63,7 @@ def on_1_0_0(lab_hosts):
 
 
 def test_a_good_release_goes_stage_by_stage_to_every_host(on_1_0_0):
-    with Load() as load:
+    with Load(rate=PACED) as load:
         proc, report = rollout("1.1.0", "--bake", "20s", "--message", "lab e2e")
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert report["outcome"] == "succeeded" and report["exit_code"] == 0
@@ -110,7 +112,7 @@ FAULTS = {
 def test_a_faulty_build_is_rolled_back_everywhere(on_1_0_0, fault):
     before = current_versions(on_1_0_0)
     bake = "35s" if fault == "fails-after-ready" else "20s"
-    with Load() as load:
+    with Load(rate=PACED) as load:
         proc, report = rollout(f"1.1.0-fault-{fault}", "--bake", bake)
     assert proc.returncode == 1, proc.stderr[-4000:]
     assert report["outcome"] == "rolled-back"

@@ -18,6 +18,7 @@ from ansible_collections.erp.ops.plugins.module_utils._health import (
     DEFAULT_CHECKS,
     HttpResponse,
     build_endpoints,
+    container_watch,
     describe_fetch_error,
     evaluate_expectations,
     format_failed_checks,
@@ -390,6 +391,41 @@ def test_hold_starts_once_the_endpoints_became_healthy_within_the_deadline():
                              clock=clock, sleep=clock.sleep)
     assert result["healthy"] is True
     assert result["attempts"] == 4
+
+
+def test_a_container_that_crashed_ends_the_wait_before_the_deadline():
+    clock = FakeClock()
+    refused = URLError(ConnectionRefusedError(111, "Connection refused"))
+    fetch = ScriptedFetch(clock, {"http://h/health/ready": [refused]})
+    states = iter([("running", 0, 0), ("running", 0, 0), ("exited", 3, 0)])
+    abort = container_watch("erp-app-green", lambda: next(states))
+    result = wait_for_health([ENDPOINTS[1]], fetch, deadline=60, interval=2, abort=abort, clock=clock,
+                             sleep=clock.sleep)
+    assert result["healthy"] is False
+    assert result["attempts"] == 2
+    assert result["reason"].startswith("container erp-app-green is exited (exit code 3); http://h/health/ready: ")
+
+
+@pytest.mark.parametrize(("states", "reason"), [
+    ([("running", 0, 2), ("running", 1, 3)], "container c restarted 1 time(s) while starting (last exit code 1)"),
+    ([("running", 0, 0), ("restarting", 137, 1)], "container c is restarting (exit code 137)"),
+    ([("running", 0, 0), None], "container c is gone"),
+    ([None, ("running", 0, 0)], None),
+    ([("running", 0, 1), ("running", 0, 1)], None),
+])
+def test_container_watch_names_what_became_of_the_container(states, reason):
+    answers = iter(states)
+    assert container_watch("c", lambda: next(answers))() == reason
+
+
+def test_a_running_container_lets_the_wait_go_on_until_healthy():
+    clock = FakeClock()
+    fetch = ScriptedFetch(clock, {"http://h/health/ready": [NOT_READY, NOT_READY, OK]})
+    looks = []
+    result = wait_for_health([ENDPOINTS[1]], fetch, deadline=60, interval=2,
+                             abort=lambda: looks.append(clock.now), clock=clock, sleep=clock.sleep)
+    assert result["healthy"] is True
+    assert len(looks) == 2  # asked after each unhealthy attempt only
 
 
 def test_probe_measures_latency_with_the_injected_clock():

@@ -292,3 +292,32 @@ def test_bad_arguments(monkeypatch, fake_time, args, message):
     assert outcome.failed is True
     assert message in outcome.result["msg"]
     assert fake_requests.calls == []
+
+
+def test_a_container_that_exited_ends_the_wait_with_its_state_in_the_reason(monkeypatch, fake_time):
+    states = iter(["running 0 0\n", "exited 3 0\n"])
+    commands = []
+
+    def run_command(self, argv, **_kwargs):
+        commands.append(argv)
+        return 0, next(states), ""
+
+    monkeypatch.setattr(basic.AnsibleModule, "get_bin_path", lambda self, name, **_kw: f"/usr/bin/{name}")
+    monkeypatch.setattr(basic.AnsibleModule, "run_command", run_command)
+    refused = {BASE + "/health/ready": [URLError(ConnectionRefusedError(111, "Connection refused"))]}
+    outcome, _fake = run(monkeypatch, {"url": BASE, "checks": ["/health/ready"], "deadline": 90,
+                                       "container": "erp-app-green"}, refused)
+    assert outcome.failed is True
+    assert outcome.result["msg"].startswith("container erp-app-green is exited (exit code 3); ")
+    assert outcome.result["attempts"] == 1
+    assert commands[0][:4] == ["/usr/bin/docker", "inspect", "--type", "container"]
+    assert commands[0][-1] == "erp-app-green"
+
+
+def test_docker_inspect_failing_for_another_reason_fails_the_task(monkeypatch, fake_time):
+    monkeypatch.setattr(basic.AnsibleModule, "get_bin_path", lambda self, name, **_kw: f"/usr/bin/{name}")
+    monkeypatch.setattr(basic.AnsibleModule, "run_command",
+                        lambda self, argv, **_kw: (1, "", "permission denied while trying to connect\n"))
+    outcome, _fake = run(monkeypatch, {"url": BASE, "container": "erp-app-green"}, ALL_PASS)
+    assert outcome.failed is True
+    assert outcome.result["msg"] == "docker inspect erp-app-green failed: permission denied while trying to connect"
