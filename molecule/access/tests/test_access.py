@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import subprocess
 
-from conftest import ALICE_KEY
+from provision_host import ALICE_KEY
 
 
 def groups_of(host, user):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import ADDRESS, NAME
+from provision_host import ADDRESS, NAME
 
 
 def test_time_is_kept_by_chrony_in_utc(host):

@@ -8,7 +8,7 @@ import socket
 import time
 
 import pytest
-from conftest import ADDRESS, NAME, SCENARIO, failure_messages, playbook, ssh
+from provision_host import ADDRESS, NAME, SHARED, failure_messages, playbook, ssh
 
 DROPIN = "/etc/ssh/sshd_config.d/00-erp-hardening.conf"
 
@@ -40,10 +40,17 @@ def authorized(host, client_key):
 
 
 def test_a_person_of_the_allowed_group_logs_in_with_a_key(authorized, client_key):
-    authorized("alice", "/home/alice")
+    authorized("alice", "/home/alice")  # made by prepare.yml, as the role access makes people
     login = ssh("alice", client_key)
     assert login.returncode == 0, login.stderr
-    assert {"erp-admin", "erp-ssh"} <= set(login.stdout.split())
+    assert "erp-ssh" in login.stdout.split()
+
+
+def test_an_account_outside_the_allowed_group_is_refused_even_with_a_key(authorized, client_key):
+    authorized("mallory", "/home/mallory")
+    refused = ssh("mallory", client_key)
+    assert refused.returncode == 255
+    assert "Permission denied" in refused.stderr
 
 
 def test_root_login_is_refused_even_with_an_authorized_key(authorized, client_key):
@@ -62,7 +69,7 @@ def test_password_login_is_not_even_offered():
 
 def test_a_bad_sshd_setting_is_refused_before_it_reaches_sshd(host, tmp_path):
     before = host.file(DROPIN).sha256sum
-    proc = playbook(SCENARIO / "apply_role.yml", "-l", NAME, tmp=tmp_path,
+    proc = playbook(SHARED / "apply_role.yml", "-l", NAME, tmp=tmp_path,
                     extra={"stage_role": "hardening", "hardening_ssh_ciphers": ["no-such-cipher"]})
     assert proc.returncode != 0
     assert "Bad SSH2 cipher spec" in failure_messages(proc) or "no-such-cipher" in failure_messages(proc)

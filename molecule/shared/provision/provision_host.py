@@ -1,5 +1,6 @@
-"""Helpers shared by the provision scenario's tests: the host (docker backend, one `docker exec`
-per command), ssh logins from this machine, and ansible-playbook runs against the scenario."""
+"""Helpers of the scenarios base, hardening and access (each scenario's tests/conftest.py
+takes its fixtures from here): the host (docker backend, one `docker exec` per command), ssh
+logins from this machine, and ansible-playbook runs against the scenario."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ from pathlib import Path
 import pytest
 import testinfra
 
-SCENARIO = Path(__file__).resolve().parents[1]
-REPO = SCENARIO.parents[1]
+SHARED = Path(__file__).resolve().parent
+REPO = SHARED.parents[2]
 INVENTORY = Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent
-NAME = "provision-host"
-ADDRESS = "10.231.5.13"
+NAME = f"molecule-{os.environ['MOLECULE_SCENARIO_NAME']}"
+# The host's address on its Docker network, whose gateway is this machine.
+ADDRESS = subprocess.run(["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", NAME],
+                         capture_output=True, text=True, check=True).stdout.strip()
 ALICE_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHNWThbTfunht326l/l4+EU0YZJsKkCYD/mZWpN0W8OB alice@test"
 
 
