@@ -4,7 +4,8 @@
     python3 bench/deploy/bench_deploy.py all        # everything below, in this order
     python3 bench/deploy/bench_deploy.py naive      # failed requests during a naive in-place restart
     python3 bench/deploy/bench_deploy.py rolling    # deploy.yml to the other release: failed requests, wall time
-    python3 bench/deploy/bench_deploy.py floor      # boot-to-ready of one slot (the floor of a batch)
+    python3 bench/deploy/bench_deploy.py floor      # boot-to-ready of one slot (the floor of a batch),
+                                                    # after a rolling deploy
     python3 bench/deploy/bench_deploy.py rollback   # rollback.yml with the old slots warm (stopped containers)
     python3 bench/deploy/bench_deploy.py cold       # rollback.yml with the old slots' containers removed
                                                     # (after a rolling deploy)
@@ -113,11 +114,16 @@ def other_release() -> str:
 
 
 def naive() -> dict:
-    """What a deploy without slots does: restart the live container in place, host by host."""
+    """What a deploy without slots does: restart the live container in place on every app
+    host at once (a compose file re-applied by a script with forks), graceful stop included."""
     with Load() as load:
         time.sleep(3)
-        for host in app_hosts():
-            ssh(host, f"sudo docker restart -t 15 erp-app-{state(host)['current']['slot']}")
+        commands = {host: f"sudo docker restart -t 15 erp-app-{state(host)['current']['slot']}" for host in app_hosts()}
+        restarts = [threading.Thread(target=ssh, args=item) for item in commands.items()]
+        for thread in restarts:
+            thread.start()
+        for thread in restarts:
+            thread.join()
         time.sleep(10)
     return {"bench": "naive in-place restart", "ok": load.ok, "failed": load.failed, "errors": load.errors}
 
@@ -154,7 +160,8 @@ subprocess.run(["docker", "stop", "-t", "15", "erp-app-" + slot], check=True, ca
 
 def floor() -> dict:
     """Boot-to-ready of a slot: the idle (stopped) slot of the first app host started and
-    polled on /health/ready every 0.1 s from the host itself, then stopped again."""
+    polled on /health/ready every 0.1 s from the host itself, then stopped again. Needs a
+    deploy first (the idle slot holds the previous release)."""
     host = next(iter(app_hosts()))
     idle = "green" if state(host)["current"]["slot"] == "blue" else "blue"
     port = {"blue": 8001, "green": 8002}[idle]
@@ -178,9 +185,10 @@ BENCHES = {"naive": naive, "rolling": rolling, "floor": floor, "rollback": rollb
 if __name__ == "__main__":
     what = sys.argv[1] if len(sys.argv) > 1 else ""
     if what == "all":
-        # rolling moves the lab to the other release and rollback brings it back; the second
+        # rolling moves the lab to the other release (floor then boots the old slot it left)
+        # and rollback brings it back; the second
         # rolling gives the cold rollback a previous release to return to.
-        for name in ("naive", "floor", "rolling", "rollback", "rolling", "cold"):
+        for name in ("naive", "rolling", "floor", "rollback", "rolling", "cold"):
             print(json.dumps(BENCHES[name]()), flush=True)
     elif what in BENCHES:
         print(json.dumps(BENCHES[what]()))
