@@ -142,12 +142,12 @@ def rolling() -> dict:
 
 FLOOR_PROBE = """
 import subprocess, sys, time, urllib.request
-slot, port = sys.argv[1], sys.argv[2]
+slot, url = sys.argv[1], sys.argv[2]
 subprocess.run(["docker", "start", "erp-app-" + slot], check=True, capture_output=True)
 started = time.monotonic()
-while True:
+while time.monotonic() - started < 120:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/ready", timeout=2) as answer:
+        with urllib.request.urlopen(url, timeout=2) as answer:
             if answer.status == 200:
                 break
     except OSError:
@@ -164,8 +164,11 @@ def floor() -> dict:
     deploy first (the idle slot holds the previous release)."""
     host = next(iter(app_hosts()))
     idle = "green" if state(host)["current"]["slot"] == "blue" else "blue"
-    port = {"blue": 8001, "green": 8002}[idle]
-    seconds = float(ssh(host, f"sudo python3 -c '{FLOOR_PROBE}' {idle} {port}"))
+    # The slots listen on the host's internal address only (erp_app_bind_address).
+    lab = yaml.safe_load((REPO / "inventories" / "lab" / "hosts.yml").read_text())["lab"]
+    address = lab["children"]["erp_app"]["hosts"][host]["erp_internal_address"]
+    url = f"http://{address}:{ {'blue': 8001, 'green': 8002}[idle]}/health/ready"
+    seconds = float(ssh(host, f"sudo python3 -c '{FLOOR_PROBE}' {idle} {url}"))
     return {"bench": "slot boot-to-ready", "host": host, "slot": idle, "seconds": seconds}
 
 
