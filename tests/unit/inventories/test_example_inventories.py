@@ -20,8 +20,9 @@ import pytest
 import yaml
 from ansible.errors import AnsibleFilterError
 from ansible.parsing.dataloader import DataLoader
-from ansible.template import Templar, trust_as_template
+from ansible.template import Templar
 from ansible_collections.erp.ops.plugins.filter.access import FilterModule
+from templating import trusted
 
 REPO = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent
@@ -57,17 +58,6 @@ def templated(environment: str, name: str):
     """A variable as a task sees it: its templates (e.g. the admin networks in a rule) evaluated."""
     variables = environment_vars(environment)
     return Templar(loader=DataLoader(), variables=variables).template(trusted(variables[name]))
-
-
-def trusted(value):
-    """Strings read from inventory files are templates to Ansible; JSON output loses that mark."""
-    if isinstance(value, str):
-        return trust_as_template(value)
-    if isinstance(value, list):
-        return [trusted(item) for item in value]
-    if isinstance(value, dict):
-        return {key: trusted(item) for key, item in value.items()}
-    return value
 
 
 def validate(people: list[dict]) -> list[dict]:

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 from ansible.parsing.dataloader import DataLoader
-from ansible.template import Templar, trust_as_template
+from ansible.template import Templar
+from templating import trusted
 
 ROLE = Path(__file__).resolve().parents[3] / "roles" / "hardening"
 GROUPS = {"erp_lb": ["lb1"], "erp_app": ["app1", "app2"], "erp_db": ["db1"], "erp_spare": []}
@@ -16,23 +17,12 @@ HOSTVARS = {"lb1": {"erp_internal_address": "10.0.0.2"}, "app1": {"erp_internal_
             "app2": {"erp_internal_address": "10.0.0.6"}, "db1": {"erp_internal_address": "10.0.0.3"}}
 
 
-def trusted(value):
-    """Variables as Ansible loads them from the role's files: their templates are evaluated."""
-    if isinstance(value, str):
-        return trust_as_template(value)
-    if isinstance(value, list):
-        return [trusted(item) for item in value]
-    if isinstance(value, dict):
-        return {key: trusted(item) for key, item in value.items()}
-    return value
-
-
 def ruleset(group_names: list[str], **overrides) -> list[str]:
     variables = {**trusted(yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())),
                  **yaml.safe_load((ROLE / "vars" / "Debian-12.yml").read_text()),
                  "groups": GROUPS, "hostvars": HOSTVARS, "group_names": group_names, **overrides}
     text = (ROLE / "templates" / "firewall.nft.j2").read_text()
-    rendered = Templar(loader=DataLoader(), variables=variables).template(trust_as_template(text))
+    rendered = Templar(loader=DataLoader(), variables=variables).template(trusted(text))
     return [line.strip() for line in rendered.splitlines()]
 
 
