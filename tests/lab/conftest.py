@@ -101,9 +101,10 @@ def served_versions(samples: int = 12) -> set[str]:
     return seen
 
 
-# Requests per second of paced user traffic: every failed request of a rollout is still seen
-# (a refused connection or a 5xx lasts longer than 1/40 s), while the lab's two cores are left
-# to the rollout itself. The upgrade test keeps unpaced traffic: it measures zero downtime.
+# Requests per second of paced user traffic: enough to see a broken build served or a host
+# out of rotation (seconds of errors), while the lab's two cores are left to the rollout
+# itself. It can miss a glitch of a few milliseconds: the upgrade test, which measures zero
+# downtime, keeps unpaced traffic.
 PACED = 40
 
 
