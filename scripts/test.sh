@@ -55,8 +55,9 @@ stage_backup() {
 
 # One lab for every lab test module, in this order: provisioning (hardening) first, so every
 # module after it proves the hardened lab still works; then the lab itself, deploy.yml,
-# erpctl, health checks and alerting, backup and restore. LAB_TESTS=<file,...> runs a subset.
-LAB_ORDER=(test_provision test_lab_smoke test_deploy test_erpctl test_health test_restore)
+# erpctl, health checks and alerting, backup and restore, then what Prometheus scrapes from
+# all of it. LAB_TESTS=<file,...> runs a subset.
+LAB_ORDER=(test_provision test_lab_smoke test_deploy test_erpctl test_health test_restore test_monitoring)
 
 lab_modules() {
   local name found=() unknown

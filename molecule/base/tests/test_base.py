@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import urllib.request
+
 from provision_host import ADDRESS, NAME
 
 
@@ -40,3 +42,22 @@ def test_kernel_settings_for_containers_apply_at_boot(host):
     # applies at boot, all of its configuration merged.
     settings = host.check_output("/lib/systemd/systemd-sysctl --cat-config")
     assert "net.ipv4.ip_forward = 1" in settings
+
+
+def test_node_exporter_serves_textfile_metrics_on_the_internal_address_only(host):
+    exporter = host.service("prometheus-node-exporter")
+    assert exporter.is_running
+    assert exporter.is_enabled
+    listening = host.check_output("ss -Htln 'sport = :9100' | awk '{print $4}'").split()
+    assert listening == [f"{ADDRESS}:9100"]
+    # What erp_healthcheck and erp_backup do: a .prom file in the textfile directory, written
+    # by root; this machine scrapes it over the network as Prometheus would.
+    host.run("printf '# HELP erp_probe A probe.\\n# TYPE erp_probe gauge\\nerp_probe 42\\n'"
+             " > /var/lib/prometheus/node-exporter/probe.prom")
+    try:
+        with urllib.request.urlopen(f"http://{ADDRESS}:9100/metrics", timeout=10) as response:
+            scraped = response.read().decode()
+    finally:
+        host.run("rm -f /var/lib/prometheus/node-exporter/probe.prom")
+    assert "\nerp_probe 42\n" in scraped
+    assert "\nnode_textfile_scrape_error 0\n" in scraped
