@@ -3,8 +3,8 @@
 
     python3 bench/erpctl/bench_overhead.py [rounds]     # default 2 rounds
 
-Against the lab (up, on release 1.0.0 or 1.1.0). Each round moves the lab to the other
-release twice: once by hand (deploy.yml per stage: the canary host, then the rest, each run
+Against the lab (up, on release 1.0.0 or 1.1.0). Use an even number of rounds. Each round
+moves the lab to the other release twice: once by hand (deploy.yml per stage: the canary host, then the rest, each run
 taking and releasing the lock itself), once with `erpctl rollout --stages canary,100%
 --bake 0` (plan, registry check, lock, the same two deploy.yml runs through ansible-runner,
 the hosts' release state read after each stage, lock release, report). The bake is off on
@@ -70,7 +70,9 @@ def main() -> None:
     other = {"1.0.0": "1.1.0", "1.1.0": "1.0.0"}
     hand, tool = [], []
     for round_number in range(1, rounds + 1):
-        for kind in ("hand", "erpctl"):
+        # Alternate who goes first: each side then moves the lab both ways (1.0.0 -> 1.1.0
+        # runs the migration, the way back does not) as often as the other.
+        for kind in ("hand", "erpctl") if round_number % 2 else ("erpctl", "hand"):
             target = other[current_version(hosts[0])]
             seconds = by_hand(target, hosts) if kind == "hand" else with_erpctl(target)
             (hand if kind == "hand" else tool).append(seconds)

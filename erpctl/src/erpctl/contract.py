@@ -31,6 +31,12 @@ VAR_LOCK_ID = "erp_lock_id"
 # release is known; without it rollback.yml takes the previous good release from history).
 VAR_ROLLBACK_HOSTS = "erp_rollback_hosts"
 
+# What deploy.yml hands back at its end with set_stats (runner's playbook_on_stats event,
+# artifact_data; AWX workflow artifacts): every app host's release state as written to its
+# release.json in that run, {host: state}. A stage is verified from it, without reading
+# every host again.
+STATS_RELEASE_STATES = "erp_release_states"
+
 # Files on the app hosts (docs/conventions.md: /var/lib/erp holds the deploy's state).
 RELEASE_FILE = "/var/lib/erp/release.json"
 # The deploy lock, on the environment's first erp_lb host (deploy.yml's _erp_lock_host).

@@ -116,3 +116,17 @@ def read_releases(runner, env: str, hosts: list[str], private_data_dir: Path, id
             except ValueError as exc:
                 releases[host] = HostRelease(host, error=str(exc))
     return releases
+
+
+def releases_from_stats(artifact_data: dict, hosts: list[str]) -> dict[str, HostRelease]:
+    """Each of ``hosts``' release state as deploy.yml handed it back (``set_stats``
+    ``erp_release_states``: the state it wrote to each host's release.json in that run)."""
+    states = artifact_data.get(contract.STATS_RELEASE_STATES)
+    releases = {}
+    for host in hosts:
+        state = states.get(host) if isinstance(states, dict) else None
+        if state is None:
+            releases[host] = HostRelease(host, error="deploy.yml reported no release state for this host")
+        else:
+            releases[host] = parse_release_document(host, json.dumps(state))
+    return releases

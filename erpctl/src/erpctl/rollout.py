@@ -11,7 +11,7 @@ from erpctl.durations import format_duration
 from erpctl.errors import ErpctlError, ExitCode
 from erpctl.inventory import Inventory, app_base_url, lb_base_url
 from erpctl.progress import redact_variables
-from erpctl.release import HostRelease, read_releases
+from erpctl.release import HostRelease, read_releases, releases_from_stats
 from erpctl.session import Session
 from erpctl.stages import Stage, plan_stages
 
@@ -157,11 +157,11 @@ class Rollout:
             record = {"number": stage.number, "name": stage.name, "hosts": list(stage.hosts)}
             results.append(record)
             try:
-                failure = self._deploy(stage, label, lock_id, record)
+                failure, handed_back = self._deploy(stage, label, lock_id, record)
                 if self.s.interrupt.requested:
                     return self._interrupted(record)
                 if failure is None:
-                    failure = self._verify(stage, record)
+                    failure = self._verify(stage, record, handed_back)
                 if failure is None:
                     failure = self._bake(stage, label, record)
                     if self.s.interrupt.requested:
@@ -186,7 +186,8 @@ class Rollout:
                           contract.VAR_LOCK_ID: lock_id})
         return extravars
 
-    def _deploy(self, stage: Stage, label: str, lock_id: str, record: dict) -> str | None:
+    def _deploy(self, stage: Stage, label: str, lock_id: str, record: dict) -> tuple[str | None, dict]:
+        """deploy.yml for the stage: (why it failed or None, what it handed back with set_stats)."""
         canceller = StageCanceller(self.s, self.s.progress.event)
         started = self.s.clock()
         extravars = self._extravars(stage, lock_id)
@@ -198,17 +199,18 @@ class Rollout:
         record["deploy"] = {"status": run.status, "rc": run.rc, "failures": run.failures(),
                             "artifacts": run.artifacts, "seconds": round(self.s.clock() - started, 3)}
         if run.ok:
-            return None
+            return None, run.artifact_data
         if run.status == "canceled":
-            return "deploy canceled"
+            return "deploy canceled", run.artifact_data
         detail = "; ".join(run.failures()) or f"runner status {run.status}, rc {run.rc} (see {run.artifacts}/stdout)"
-        return f"deploy.yml failed: {detail}"
+        return f"deploy.yml failed: {detail}", run.artifact_data
 
-    def _verify(self, stage: Stage, record: dict) -> str | None:
-        """The switched hosts must report the new version in their own release.json."""
+    def _verify(self, stage: Stage, record: dict, handed_back: dict) -> str | None:
+        """The switched hosts must be on the new version in their release state, as deploy.yml
+        wrote it to each host's release.json and handed it back (no second read of the hosts:
+        that would cost a run of its own per stage)."""
         app_hosts = self.inv.env_hosts(self.opts.env, contract.APP_GROUP)
-        self.after = read_releases(self.s.runner, self.opts.env, app_hosts, self.s.run_dir,
-                                   f"stage-{stage.number}-verify")
+        self.after = releases_from_stats(handed_back, app_hosts)
         wrong = []
         for host in stage.hosts:
             release = self.after[host]

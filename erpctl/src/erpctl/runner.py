@@ -44,6 +44,8 @@ class RunResult:
     rc: int | None
     hosts: dict[str, HostOutcome] = field(default_factory=dict)
     artifacts: str | None = None
+    # What the playbook handed back with set_stats (aggregated, not per host).
+    artifact_data: dict = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -99,14 +101,18 @@ def scrub_command_artifact(path: Path) -> None:
 _FAILED_EVENTS = {"runner_on_failed": "failed", "runner_on_unreachable": "unreachable"}
 
 
-def outcome_collector(hosts: dict[str, HostOutcome], forward: EventHandler | None) -> EventHandler:
-    """An event handler recording per-host outcomes, then passing the event on."""
+def outcome_collector(hosts: dict[str, HostOutcome], forward: EventHandler | None,
+                      artifact_data: dict | None = None) -> EventHandler:
+    """An event handler recording per-host outcomes (and into ``artifact_data`` what the
+    playbook handed back with set_stats), then passing the event on."""
 
     def handle(event: dict) -> bool:
         kind = event.get("event")
         data = event.get("event_data") or {}
         host = data.get("host")
         if kind == "playbook_on_stats":
+            if artifact_data is not None and isinstance(data.get("artifact_data"), dict):
+                artifact_data.update(data["artifact_data"])
             # A failure a rescue section handled is not the host's outcome: the recap is.
             failed = set(data.get("failures") or {}) | set(data.get("dark") or {})
             for name, outcome in hosts.items():
@@ -165,7 +171,8 @@ class AnsibleRunner:
             raise ErpctlError(f"inventory {', '.join(sources)}: {first.strip()}")
         return out
 
-    def _run(self, private_data_dir: Path, ident: str, collected: dict, **kwargs) -> RunResult:
+    def _run(self, private_data_dir: Path, ident: str, collected: dict, artifact_data: dict | None = None,
+             **kwargs) -> RunResult:
         runner = self._ansible_runner()
         private_data_dir.mkdir(parents=True, exist_ok=True)
         # Without a cancel_callback runner installs its own SIGINT handler for good, and
@@ -175,15 +182,23 @@ class AnsibleRunner:
         kwargs.pop("cmdline", None)
         if cmdline:
             kwargs["cmdline"] = cmdline
+        # suppress_env_files: every run of one erpctl command shares private_data_dir, and
+        # runner writes env/extravars, env/cmdline, env/envvars only when they do not exist yet,
+        # then reads them in every later run: a stage would get the previous stage's variables
+        # and an ad hoc run's --become (or a deleted secret-vars file), rollback.yml the
+        # rollout's erp_version. Passed per run, each run gets exactly its own.
         result = runner.run(private_data_dir=str(private_data_dir), ident=ident, project_dir=str(self.repo),
-                            inventory=self.inventory_source, envvars=dict(self._env), quiet=True, **kwargs)
+                            inventory=self.inventory_source, envvars=dict(self._env), quiet=True,
+                            suppress_env_files=True, **kwargs)
         artifacts = private_data_dir / "artifacts" / ident
         scrub_command_artifact(artifacts / "command")
-        return RunResult(status=result.status, rc=result.rc, hosts=collected, artifacts=str(artifacts))
+        return RunResult(status=result.status, rc=result.rc, hosts=collected, artifacts=str(artifacts),
+                         artifact_data=artifact_data if artifact_data is not None else {})
 
     def playbook(self, *, playbook, limit, extravars, private_data_dir, ident, event_handler=None,
                  cancel_callback=None) -> RunResult:
         collected: dict[str, HostOutcome] = {}
+        artifact_data: dict = {}
         public, secret = split_secret_vars(extravars)
         with tempfile.TemporaryDirectory(prefix="erpctl-") as scratch:
             cmdline = None
@@ -195,9 +210,9 @@ class AnsibleRunner:
                 with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
                     json.dump(secret, handle)
                 cmdline = f"-e @{secret_file}"
-            return self._run(private_data_dir, ident, collected, playbook=str(self.repo / playbook), limit=limit,
-                             extravars=public, cmdline=cmdline,
-                             event_handler=outcome_collector(collected, event_handler),
+            return self._run(private_data_dir, ident, collected, artifact_data, playbook=str(self.repo / playbook),
+                             limit=limit, extravars=public, cmdline=cmdline,
+                             event_handler=outcome_collector(collected, event_handler, artifact_data),
                              cancel_callback=cancel_callback)
 
     def adhoc(self, *, module, module_args, host_pattern, private_data_dir, ident, become=True) -> RunResult:

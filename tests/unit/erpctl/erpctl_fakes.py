@@ -62,6 +62,7 @@ class FakeLab:
         self.fail_deploy = {}  # stage host -> message
         self.fail_rollback = False
         self.deploy_reports_wrong_version = False
+        self.stats_missing = False  # deploy.yml hands back no release states
         self.interrupt_on_stage = None  # (stage number, Interrupt): press Ctrl-C during that deploy
         self.interrupt_presses = 1
         self.unreachable = set()
@@ -137,11 +138,15 @@ class FakeRunner:
                 canceled = self._emit(event_handler, cancel_callback, [
                     {"event": "runner_on_ok", "event_data": {"host": host, "task": "Start the new slot",
                                                              "res": {"changed": True}}}]) or canceled
-            stats = {"event": "playbook_on_stats", "event_data": {}}
+            # deploy.yml's set_stats: every app host's release state as written in this run
+            handed_back = {contract.STATS_RELEASE_STATES: {name: app.document() for name, app in lab.apps.items()
+                                                           if app.release_file and not lab.stats_missing}}
+            stats = {"event": "playbook_on_stats", "event_data": {"artifact_data": handed_back}}
             canceled = self._emit(event_handler, cancel_callback, [stats]) or canceled
             status = "canceled" if canceled else ("failed" if any(o.status != "ok" for o in hosts.values())
                                                   else "successful")
-            return RunResult(status, 1 if status != "successful" else 0, hosts, f"{private_data_dir}/{ident}")
+            return RunResult(status, 1 if status != "successful" else 0, hosts, f"{private_data_dir}/{ident}",
+                             handed_back)
         if playbook == contract.ROLLBACK_PLAYBOOK:
             if lab.interrupt_on_rollback is not None:
                 lab.interrupt_on_rollback.press()

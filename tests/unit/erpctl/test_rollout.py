@@ -123,6 +123,22 @@ def test_host_reporting_the_old_version_fails_the_stage(erpctl, lab):
     assert "app1 reports 1.0.0" in result.report()["failure"]
 
 
+def test_a_stage_is_verified_from_what_deploy_yml_hands_back_without_reading_the_hosts_again(erpctl, lab):
+    result = erpctl("rollout", "--env", "lab", "--version", "1.1.0", *YES)
+    assert result.code == 0, result.err
+    assert [call[3] for call in lab.calls if call[0] == "adhoc" and "release.json" in str(call[3])] == \
+        [f"src={contract.RELEASE_FILE}"]  # once, for the plan
+    assert result.report()["stages"][0]["verify"]["app1"]["version"] == "1.1.0"
+
+
+def test_a_deploy_that_hands_back_no_release_state_fails_the_stage(erpctl, lab):
+    lab.stats_missing = True
+    result = erpctl("rollout", "--env", "lab", "--version", "1.1.0", *YES)
+    assert result.code == 1
+    assert "app1: deploy.yml reported no release state" in result.report()["failure"]
+    assert {app.version for app in lab.apps.values()} == {"1.0.0"}
+
+
 def test_failed_rollback_exits_2(erpctl, lab):
     lab.fail_deploy = {"app1": "boom"}
     lab.fail_rollback = True
