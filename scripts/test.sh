@@ -29,8 +29,10 @@ stage_lint() {
   ansible-lint
 }
 
+# Two workers (pytest-xdist): the unit tests are independent, and half of their time is
+# waiting for the ansible-playbook and ansible-inventory processes some of them start.
 stage_unit() {
-  run_pytest -q tests/unit
+  run_pytest -q -n 2 tests/unit
 }
 
 # The scenarios load the reference images (postgres, erp-app) into their instances' engines.

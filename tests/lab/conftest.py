@@ -35,7 +35,7 @@ class Host:
         proc = subprocess.run(
             ["ssh", "-i", self.key, "-p", str(self.port), "-o", f"UserKnownHostsFile={self.known_hosts}",
              "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", f"{self.user}@127.0.0.1", command],
-            capture_output=True, text=True, timeout=timeout,
+            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout,
         )
         if check and proc.returncode != 0:
             raise AssertionError(f"{self.name}: `{command}` exited {proc.returncode}: {proc.stderr.strip()}")
@@ -67,7 +67,8 @@ QUICK = [*FAST, "-e", "erp_deploy_converge=false"]
 
 def playbook(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
     proc = subprocess.run(
-        ["ansible-playbook", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout,
+        ["ansible-playbook", *args], cwd=REPO, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+        timeout=timeout,
         env=dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1"),
     )
     proc.output = proc.stdout + proc.stderr  # type: ignore[attr-defined]
@@ -180,7 +181,9 @@ class HealthSampler:
             ["ssh", "-i", host.key, "-p", str(host.port), "-o", f"UserKnownHostsFile={host.known_hosts}",
              "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", f"{host.user}@127.0.0.1",
              f"sudo /usr/bin/python3 {self.dir}/sampler.py {HEALTHCHECK_SCRIPT} {max_seconds} {self.dir}/stop"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            # Its own /dev/null: ssh makes its stdin non-blocking, and an ansible-playbook
+            # started meanwhile with the same stdin would refuse to run.
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
 
     def stop(self) -> list[dict]:

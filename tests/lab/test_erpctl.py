@@ -32,12 +32,13 @@ from conftest import (
 
 ERPCTL = shutil.which("erpctl", path=str(REPO / ".venv" / "bin")) or "erpctl"
 # The stage's deploy.yml: no converge (the module fixture did it), short health deadline.
-QUICK_STAGE = ["-e", "erp_deploy_converge=false", "-e", "erp_deploy_health_deadline=25",
+QUICK_STAGE = ["-e", "erp_deploy_converge=false", "-e", "erp_deploy_health_deadline=15",
                "-e", "erp_deploy_bake_seconds=2", "-e", "erp_deploy_bake_interval=2"]
 
 
 def erpctl(*args: str, timeout: float = 900) -> tuple[subprocess.CompletedProcess, dict]:
-    proc = subprocess.run([ERPCTL, *args, "--json"], cwd=REPO, capture_output=True, text=True, timeout=timeout,
+    proc = subprocess.run([ERPCTL, *args, "--json"], cwd=REPO, stdin=subprocess.DEVNULL, capture_output=True,
+                          text=True, timeout=timeout,
                           env=dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg")))
     try:
         report = json.loads(proc.stdout)
