@@ -7,11 +7,15 @@
     python3 bench/deploy/bench_deploy.py floor      # boot-to-ready of one slot (the floor of a batch),
                                                     # after a rolling deploy
     python3 bench/deploy/bench_deploy.py rollback   # rollback.yml with the old slots warm (stopped containers)
+    python3 bench/deploy/bench_deploy.py rollback-paced  # the same under 40 requests/s instead of
+                                                         # as many as 4 threads can send
     python3 bench/deploy/bench_deploy.py cold       # rollback.yml with the old slots' containers removed
                                                     # (after a rolling deploy)
 
 Against the lab (`make lab`, ERP 1.0.0 or 1.1.0 deployed). Traffic goes only to the lab LB
-on 127.0.0.1 (LAB_HTTP_PORT, default 8080), from 4 threads with no think time; `rolling`
+on 127.0.0.1 (LAB_HTTP_PORT, default 8080), from 4 threads with no think time (those
+saturate both cores of the machine the lab and the controller share; `rollback-paced`
+sends a steady 40 requests/s instead, as the lab tests do); `rolling`
 keeps the traffic going until the deploy ended AND at least 20,000 requests were sent
 during it, by deploying with the lab's own bake times. Every measurement prints one JSON
 line; copy the figures into results.md.
@@ -40,9 +44,11 @@ MIN_REQUESTS = 20_000
 
 
 class Load:
-    """Users reading the ERP through the LB as fast as 4 threads go; counts answers."""
+    """Users reading the ERP through the LB as fast as 4 threads go, or at ``rate`` requests
+    a second in all; counts answers."""
 
-    def __init__(self, threads: int = 4, max_seconds: float = 1800):
+    def __init__(self, threads: int = 4, max_seconds: float = 1800, rate: float | None = None):
+        self._pause = threads / rate if rate else 0.0
         self.ok = 0
         self.failed = 0
         self.errors: dict[str, int] = {}
@@ -53,6 +59,8 @@ class Load:
 
     def _run(self) -> None:
         while not self._stop.is_set() and time.monotonic() < self._end:
+            if self._pause:
+                self._stop.wait(self._pause)
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{PORT}/api/customers?limit=5", timeout=15) as r:
                     r.read()
@@ -172,18 +180,19 @@ def floor() -> dict:
     return {"bench": "slot boot-to-ready", "host": host, "slot": idle, "seconds": seconds}
 
 
-def rollback(cold: bool = False) -> dict:
+def rollback(cold: bool = False, rate: float | None = None) -> dict:
     if cold:
         for host in app_hosts():
             ssh(host, f"sudo docker rm -f erp-app-{state(host)['previous']['slot']}")
-    with Load() as load:
+    with Load(rate=rate) as load:
         seconds = playbook("rollback.yml", "-l", "lab")
     return {"bench": f"rollback ({'cold: old slot removed' if cold else 'warm: old slot stopped'})",
+            "traffic": f"{rate:g} requests/s" if rate else "4 threads, no think time",
             "seconds": seconds, "ok": load.ok, "failed": load.failed, "errors": load.errors}
 
 
 BENCHES = {"naive": naive, "rolling": rolling, "floor": floor, "rollback": rollback,
-           "cold": lambda: rollback(cold=True)}
+           "rollback-paced": lambda: rollback(rate=40), "cold": lambda: rollback(cold=True)}
 
 if __name__ == "__main__":
     what = sys.argv[1] if len(sys.argv) > 1 else ""

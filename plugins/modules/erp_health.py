@@ -24,6 +24,7 @@ author:
   - ERP operations team (!UNKNOWN)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - erp.ops.health_probe
 attributes:
   check_mode:
     support: full
@@ -33,58 +34,6 @@ attributes:
   platform:
     platforms: posix
 options:
-  url:
-    description:
-      - Base URL of the application, for example V(http://127.0.0.1:8001).
-      - Each path in O(checks) is appended to it.
-      - Mutually exclusive with O(endpoints); one of the two is required.
-    type: str
-  checks:
-    description:
-      - Endpoint paths probed below O(url). An absolute C(http://) or C(https://) URL is used as is.
-      - When omitted with O(url), V(/health/live), V(/health/ready) and V(/health/database) are probed.
-      - Cannot be combined with O(endpoints).
-    type: list
-    elements: str
-  endpoints:
-    description:
-      - Explicit endpoints to probe, instead of O(url) and O(checks).
-    type: list
-    elements: dict
-    suboptions:
-      name:
-        description:
-          - Display name of the endpoint in the results. Defaults to its URL.
-        type: str
-      url:
-        description:
-          - Full URL of the endpoint.
-        type: str
-        required: true
-  expected_status:
-    description:
-      - Health statuses accepted as healthy. Use V([pass]) to treat C(warn) as unhealthy.
-    type: list
-    elements: str
-    choices: [pass, warn]
-    default: [pass, warn]
-  expected_version:
-    description:
-      - When set, the C(version) field of every endpoint's body must equal this string.
-      - Use it after a deploy to wait until the new release answers.
-    type: str
-  max_latency_ms:
-    description:
-      - When set, an endpoint answering slower than this many milliseconds is unhealthy.
-    type: float
-  deadline:
-    description:
-      - Seconds to keep retrying until every endpoint is healthy.
-      - No attempt starts after the deadline, but a running attempt is not cut short, so the
-        module can take up to one attempt (endpoints x O(timeout)) longer.
-      - V(0) probes exactly once.
-    type: float
-    default: 60
   container:
     description:
       - Name of the Docker container on the target host that serves the endpoints.
@@ -100,37 +49,6 @@ options:
       - V(0) returns as soon as every endpoint is healthy.
     type: float
     default: 0
-  interval:
-    description:
-      - Seconds to wait between attempts.
-    type: float
-    default: 2
-  timeout:
-    description:
-      - Timeout of each HTTP request, in seconds.
-    type: float
-    default: 5
-  require_content_type:
-    description:
-      - When V(true), an answer must be C(application/health+json); C(application/json) is
-        accepted with a note in the endpoint's RV(checks[].notes).
-      - When V(false), any content type is parsed as JSON.
-    type: bool
-    default: true
-  validate_certs:
-    description:
-      - Whether to validate TLS certificates of C(https://) endpoints.
-    type: bool
-    default: true
-  use_proxy:
-    description:
-      - Whether to use a proxy from the environment (C(http_proxy), C(https_proxy)).
-    type: bool
-    default: true
-  headers:
-    description:
-      - Extra HTTP request headers, for example a token for a protected health endpoint.
-    type: dict
   fail_on_unhealthy:
     description:
       - When V(true), the task fails if the endpoints are not healthy by the deadline.
@@ -297,101 +215,32 @@ checks:
 
 # Ansible requires the documentation blocks above every import (validate-modules
 # import-before-documentation), hence E402 on the imports.
-import time  # noqa: E402
-
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible_collections.erp.ops.plugins.module_utils._health import (  # noqa: E402
-    build_endpoints,
-    container_watch,
-    open_url_fetcher,
-    wait_for_health,
+from ansible_collections.erp.ops.plugins.module_utils._health_module import (  # noqa: E402
+    PROBE_ARGUMENT_SPEC,
+    PROBE_MUTUALLY_EXCLUSIVE,
+    PROBE_REQUIRED_ONE_OF,
+    wait_until_healthy,
+    warn_about_warned_checks,
 )
-
-
-def docker_inspector(module, name):
-    """``inspect()`` for container_watch: the container's status, exit code and restart count
-    from ``docker inspect``, None when the engine knows no such container."""
-    docker = module.get_bin_path("docker", required=True)
-    template = "{{.State.Status}} {{.State.ExitCode}} {{.RestartCount}}"
-
-    def inspect():
-        rc, out, err = module.run_command([docker, "inspect", "--type", "container", "--format", template, name])
-        if rc != 0:
-            if "no such" in err.lower():
-                return None
-            module.fail_json(msg=f"docker inspect {name} failed: {err.strip()}")
-        status, exit_code, restarts = out.split()
-        return status, int(exit_code), int(restarts)
-
-    return inspect
 
 
 def main():
     module = AnsibleModule(
         argument_spec={
-            "url": {"type": "str"},
-            "checks": {"type": "list", "elements": "str"},
-            "endpoints": {
-                "type": "list",
-                "elements": "dict",
-                "options": {
-                    "name": {"type": "str"},
-                    "url": {"type": "str", "required": True},
-                },
-            },
-            "expected_status": {
-                "type": "list",
-                "elements": "str",
-                "choices": ["pass", "warn"],
-                "default": ["pass", "warn"],
-            },
-            "expected_version": {"type": "str"},
-            "max_latency_ms": {"type": "float"},
-            "deadline": {"type": "float", "default": 60},
+            **PROBE_ARGUMENT_SPEC,
             "container": {"type": "str"},
             "hold": {"type": "float", "default": 0},
-            "interval": {"type": "float", "default": 2},
-            "timeout": {"type": "float", "default": 5},
-            "require_content_type": {"type": "bool", "default": True},
-            "validate_certs": {"type": "bool", "default": True},
-            "use_proxy": {"type": "bool", "default": True},
-            "headers": {"type": "dict"},
             "fail_on_unhealthy": {"type": "bool", "default": True},
         },
-        mutually_exclusive=[("url", "endpoints"), ("checks", "endpoints")],
-        required_one_of=[("url", "endpoints")],
+        mutually_exclusive=PROBE_MUTUALLY_EXCLUSIVE,
+        required_one_of=PROBE_REQUIRED_ONE_OF,
         supports_check_mode=True,
     )
-    params = module.params
-
-    try:
-        endpoints = build_endpoints(url=params["url"], checks=params["checks"], endpoints=params["endpoints"])
-        fetch = open_url_fetcher(headers=params["headers"], validate_certs=params["validate_certs"],
-                                 use_proxy=params["use_proxy"])
-        result = wait_for_health(
-            endpoints,
-            fetch,
-            deadline=params["deadline"],
-            interval=params["interval"],
-            timeout=params["timeout"],
-            require_content_type=params["require_content_type"],
-            expected_status=params["expected_status"],
-            expected_version=params["expected_version"],
-            max_latency_ms=params["max_latency_ms"],
-            hold=params["hold"],
-            abort=container_watch(params["container"], docker_inspector(module, params["container"]))
-            if params["container"] else None,
-            clock=time.monotonic,
-            sleep=time.sleep,
-        )
-    except (TypeError, ValueError) as exc:
-        module.fail_json(msg=str(exc))
-
+    result = wait_until_healthy(module, hold=module.params["hold"], container=module.params["container"])
     if result["healthy"]:
-        for endpoint in result["checks"]:
-            for check in endpoint["warned_checks"]:
-                module.warn(f"{endpoint['url']}: {check['name']}: {check['output'] or 'warn'}")
-    elif params["fail_on_unhealthy"]:
+        warn_about_warned_checks(module, result)
+    elif module.params["fail_on_unhealthy"]:
         module.fail_json(msg=result["reason"], changed=False, **result)
     module.exit_json(changed=False, **result)
 
