@@ -36,17 +36,55 @@ stage_unit() {
 }
 
 # The scenarios load the reference images (postgres, erp-app) into their instances' engines.
+# MOLECULE_JOBS scenarios run at a time (default 2): most of a scenario's time is waiting on
+# apt, image copies and the services it starts, not on the CPU. Each scenario's output is
+# printed whole when it ends; after a failure the running ones finish (and destroy their
+# instances), no new one starts, and the stage fails.
+MOLECULE_LONG_FIRST=(erp_healthcheck erp_stack erp_backup)
+
+molecule_scenarios() {
+  local all
+  all=$(find molecule -mindepth 2 -maxdepth 2 -name molecule.yml | cut -d/ -f2 | sort)
+  # The long ones first, so that two lanes end at about the same time.
+  printf '%s\n' "${MOLECULE_LONG_FIRST[@]}" | grep -xF -f <(printf '%s\n' "$all") || true
+  grep -vxF -f <(printf '%s\n' "${MOLECULE_LONG_FIRST[@]}") <<<"$all" || true
+}
+
+run_scenario() {
+  local scenario=$1 log=$2 rc=0 started=$SECONDS
+  molecule test -s "$scenario" >"$log" 2>&1 || rc=$?
+  docker volume rm -f "molecule-$scenario-docker" >/dev/null 2>&1 || true
+  echo "molecule $scenario: exit $rc after $((SECONDS - started)) s" >>"$log"
+  return "$rc"
+}
+
 stage_molecule() {
   python3 lab/labctl.py images
-  local scenario
-  for scenario in $(find molecule -mindepth 2 -maxdepth 2 -name molecule.yml | cut -d/ -f2 | sort); do
+  local jobs=${MOLECULE_JOBS:-2} logs scenario pid rc failed=0
+  local -a queue
+  local -A running=()
+  mapfile -t queue < <(molecule_scenarios)
+  logs=$(mktemp -d)
+  while [ ${#queue[@]} -gt 0 ] || [ ${#running[@]} -gt 0 ]; do
+    if [ "$failed" -eq 0 ] && [ ${#queue[@]} -gt 0 ] && [ ${#running[@]} -lt "$jobs" ]; then
+      scenario=${queue[0]}
+      queue=("${queue[@]:1}")
+      echo "molecule: $scenario started"
+      run_scenario "$scenario" "$logs/$scenario.log" &
+      running[$!]=$scenario
+      continue
+    fi
+    [ ${#running[@]} -gt 0 ] || break
+    rc=0
+    wait -n -p pid "${!running[@]}" || rc=$?
+    scenario=${running[$pid]}
+    unset "running[$pid]"
     banner "molecule: $scenario"
-    local rc=0 started=$SECONDS
-    molecule test -s "$scenario" || rc=$?
-    docker volume rm -f "molecule-$scenario-docker" >/dev/null 2>&1 || true
-    echo "molecule $scenario: exit $rc after $((SECONDS - started)) s"
-    [ "$rc" -eq 0 ] || return "$rc"
+    cat "$logs/$scenario.log"
+    if [ "$rc" -ne 0 ]; then failed=1; fi
   done
+  rm -rf "$logs"
+  return "$failed"
 }
 
 # The backup scripts run for real against PostgreSQL containers on this machine's engine.
