@@ -58,7 +58,8 @@ def test_app_env_file_carries_the_contract_settings():
     lines = dict(line.split("=", 1) for line in text.splitlines() if line and not line.startswith("#"))
     assert lines == {
         "ERP_DATABASE_URL": "postgresql://erp:pw@db:5432/erp", "ERP_SECRET_KEY": "k" * 20, "ERP_PORT": "8000",
-        "ERP_LOG_LEVEL": "INFO", "ERP_SHUTDOWN_GRACE_SECONDS": "10", "ERP_FAULT_DELAY_SECONDS": "5",
+        "ERP_LOG_LEVEL": "INFO", "ERP_SHUTDOWN_GRACE_SECONDS": "10", "ERP_SHUTDOWN_DRAIN_SECONDS": "0",
+        "ERP_FAULT_DELAY_SECONDS": "5",
     }
 
 
