@@ -461,6 +461,22 @@ def probe_endpoint(endpoint, fetch, timeout=5, clock=time.monotonic, require_con
                                  max_latency_ms=max_latency_ms)
 
 
+def validate_wait(endpoints, deadline=60, interval=2, timeout=5, hold=0, expected_status=DEFAULT_EXPECTED_STATUS):
+    """Raise ValueError on what :func:`wait_for_health` cannot wait with; callers that change
+    something before the wait check first."""
+    if not endpoints:
+        raise ValueError("no endpoints to probe")
+    if deadline < 0:
+        raise ValueError(f"deadline must be >= 0, got {deadline!r}")
+    if hold < 0:
+        raise ValueError(f"hold must be >= 0, got {hold!r}")
+    if interval <= 0:
+        raise ValueError(f"interval must be > 0, got {interval!r}")
+    if timeout <= 0:
+        raise ValueError(f"timeout must be > 0, got {timeout!r}")
+    validate_expected_status(expected_status)
+
+
 def wait_for_health(endpoints, fetch, deadline=60, interval=2, timeout=5, require_content_type=True,
                     expected_status=DEFAULT_EXPECTED_STATUS, expected_version=None, max_latency_ms=None,
                     hold=0, abort=None, clock=time.monotonic, sleep=time.sleep):
@@ -485,17 +501,8 @@ def wait_for_health(endpoints, fetch, deadline=60, interval=2, timeout=5, requir
     :raises ValueError: on an empty endpoint list, negative deadline/timeout/hold or a
         non-positive interval.
     """
-    if not endpoints:
-        raise ValueError("no endpoints to probe")
-    if deadline < 0:
-        raise ValueError(f"deadline must be >= 0, got {deadline!r}")
-    if hold < 0:
-        raise ValueError(f"hold must be >= 0, got {hold!r}")
-    if interval <= 0:
-        raise ValueError(f"interval must be > 0, got {interval!r}")
-    if timeout <= 0:
-        raise ValueError(f"timeout must be > 0, got {timeout!r}")
-    validate_expected_status(expected_status)
+    validate_wait(endpoints, deadline=deadline, interval=interval, timeout=timeout, hold=hold,
+                  expected_status=expected_status)
 
     start = clock()
     attempts = 0

@@ -14,6 +14,7 @@ from ansible_collections.erp.ops.plugins.module_utils._health import (
     build_endpoints,
     container_watch,
     open_url_fetcher,
+    validate_wait,
     wait_for_health,
 )
 
@@ -73,6 +74,18 @@ def docker_inspector(module, name):
         return status, int(exit_code), int(restarts)
 
     return inspect
+
+
+def check_probe_options(module, hold=0):
+    """Fail the task on probe options the wait cannot use, for a module that changes
+    something before it waits (nothing is changed yet when this fails)."""
+    params = module.params
+    try:
+        endpoints = build_endpoints(url=params["url"], checks=params["checks"], endpoints=params["endpoints"])
+        validate_wait(endpoints, deadline=params["deadline"], interval=params["interval"], timeout=params["timeout"],
+                      hold=hold, expected_status=params["expected_status"])
+    except (TypeError, ValueError) as exc:
+        module.fail_json(msg=str(exc))
 
 
 def wait_until_healthy(module, hold=0, container=None):

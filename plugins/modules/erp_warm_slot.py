@@ -128,6 +128,7 @@ from ansible_collections.erp.ops.plugins.module_utils._health_module import (  #
     PROBE_ARGUMENT_SPEC,
     PROBE_MUTUALLY_EXCLUSIVE,
     PROBE_REQUIRED_ONE_OF,
+    check_probe_options,
     docker_command,
     wait_until_healthy,
     warn_about_warned_checks,
@@ -148,6 +149,7 @@ def main():
         supports_check_mode=True,
     )
     name, wanted = module.params["container"], module.params["image"]
+    check_probe_options(module)
 
     found = docker_command(module, "inspect", "--type", "container", "--format", "{{.Config.Image}} {{.State.Status}}",
                            name, missing_ok=True)

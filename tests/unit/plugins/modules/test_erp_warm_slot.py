@@ -138,3 +138,11 @@ def test_start_failing_fails_with_the_engine_answer(monkeypatch, fake_time):
     outcome, _requests = run(monkeypatch, docker)
     assert outcome.failed is True
     assert outcome.result["msg"] == "docker start erp-app-blue failed: Error: port is already allocated"
+
+
+def test_bad_probe_options_fail_before_the_container_is_touched(monkeypatch, fake_time):
+    docker = FakeDocker([(0, f"{IMAGE} exited\n", "")])
+    outcome, requests = run(monkeypatch, docker, args={**ARGS, "interval": 0})
+    assert outcome.failed is True
+    assert outcome.result["msg"] == "interval must be > 0, got 0.0"
+    assert docker.calls == [] and requests.calls == []
