@@ -16,6 +16,10 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+# The batches of a rollout when the inventory sets no erp_rollout_batches: one canary host,
+# then half of the hosts, then the rest. deploy.yml and erpctl both read it from here.
+DEFAULT_SPEC = (1, "50%", "100%")
+
 
 def _describe(item):
     return f"{item!r}"

@@ -34,7 +34,7 @@ mol:
     ansible_connection: community.docker.docker
     ansible_user: root
     erp_internal_address: 127.0.0.1
-    erp_environments: [mol]
+    erp_environment_names: [mol]
     vault_erp_db_password: molecule-only-password
     vault_erp_test_token: s3cr3t-vault-value
 """

@@ -155,8 +155,6 @@ def run_provision_checks(tmp_path: Path, environment: str, *extra: str) -> subpr
     assert [play["name"] for play in plays] == ["Check the run is limited to one environment",
                                                 "Check the inputs of every role"]
     guard, checks = plays
-    guard_tasks = guard["tasks"][0]
-    guard_tasks["ansible.builtin.import_tasks"] = str(REPO / "playbooks" / guard_tasks["ansible.builtin.import_tasks"])
     checks["gather_facts"] = False
     (tmp_path / "checks.yml").write_text(yaml.safe_dump([guard, DEBIAN_FACTS_PLAY, checks], sort_keys=False))
     return subprocess.run(

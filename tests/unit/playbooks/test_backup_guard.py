@@ -54,7 +54,7 @@ def test_restore_refuses_bad_targets(args, says):
 
 @pytest.mark.parametrize("playbook", ["backup.yml", "backup_verify.yml"])
 def test_backup_playbooks_need_one_environment(playbook):
-    refused(run(playbook), "limit the run to one environment")
+    refused(run(playbook), "limit the run to exactly one environment")
 
 
 def test_backup_refuses_a_bad_label_before_installing_anything():

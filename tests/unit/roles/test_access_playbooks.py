@@ -13,7 +13,6 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[3]
-GUARD = REPO / "playbooks" / "tasks" / "guard_environment.yml"
 INVENTORY = """
 lab:
   children:
@@ -26,14 +25,15 @@ dev:
       hosts:
         dev-app1: {ansible_connection: local}
 """
-PLAYBOOK = f"""
+PLAYBOOK = """
 - name: Guarded
   hosts: all
   gather_facts: false
   any_errors_fatal: true
   tasks:
     - name: Guard
-      ansible.builtin.import_tasks: {GUARD}
+      ansible.builtin.import_role:
+        name: erp_environment
 - name: After the guard
   hosts: all
   gather_facts: false
@@ -84,7 +84,7 @@ def load(path: str) -> list[dict]:
 def test_provision_guards_then_checks_every_role_before_changing_anything():
     guard, checks, provision = load("playbooks/provision.yml")
     assert guard["hosts"] == "all"
-    assert guard["tasks"][0]["ansible.builtin.import_tasks"] == "tasks/guard_environment.yml"
+    assert guard["tasks"][0]["ansible.builtin.import_role"] == {"name": "erp_environment"}
     check = checks["tasks"][0]
     assert check["ansible.builtin.include_role"]["tasks_from"] == "preflight.yml"
     roles = ["base", "docker_engine", "hardening", "access", "erp_healthcheck"]
@@ -101,7 +101,7 @@ def test_root_entry_points_are_one_import_each(name):
 
 def test_the_access_review_is_guarded_and_only_reads():
     guard, review = load("playbooks/access_review.yml")
-    assert guard["tasks"][0]["ansible.builtin.import_tasks"] == "tasks/guard_environment.yml"
+    assert guard["tasks"][0]["ansible.builtin.import_role"] == {"name": "erp_environment"}
     assert review["tasks"][0]["ansible.builtin.include_role"] == {"name": "access", "tasks_from": "review.yml"}
     tasks = yaml.safe_load((REPO / "roles/access/tasks/review.yml").read_text())
     writers = [t["name"] for t in tasks if any(k in t for k in ("ansible.builtin.copy", "ansible.builtin.template",
@@ -114,7 +114,7 @@ def test_the_access_review_is_guarded_and_only_reads():
 
 def test_site_provisions_then_deploys():
     checks, provision, deploy = load("playbooks/site.yml")
-    assert checks["tasks"][0]["ansible.builtin.import_tasks"] == "tasks/guard_environment.yml"
+    assert checks["tasks"][0]["ansible.builtin.import_role"] == {"name": "erp_environment"}
     assert provision["ansible.builtin.import_playbook"] == "provision.yml"
     assert deploy["ansible.builtin.import_playbook"] == "deploy.yml"
 

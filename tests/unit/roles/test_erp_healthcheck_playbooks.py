@@ -37,7 +37,7 @@ def test_root_entry_point_is_one_import(name):
 def test_the_first_play_is_the_environment_guard(name):
     guard = yaml.safe_load((REPO / "playbooks" / name).read_text())[0]
     assert guard["hosts"] == "all" and guard["any_errors_fatal"] is True
-    assert guard["tasks"][0]["ansible.builtin.import_tasks"] == "tasks/guard_environment.yml"
+    assert guard["tasks"][0]["ansible.builtin.import_role"] == {"name": "erp_environment"}
 
 
 def test_healthcheck_applies_only_the_erp_healthcheck_role_and_stops_everywhere_on_a_failure():

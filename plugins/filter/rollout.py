@@ -1,0 +1,39 @@
+# Copyright (c) ERP operations team
+# Apache License 2.0 (see galaxy.yml)
+
+"""Rollout planning and load-balancer status filters: wrappers over plugins/module_utils.
+
+deploy.yml's ``serial`` comes from ``rollout_batch_sizes``, erpctl's stages from the same
+``plan_batches``, so both plan the same batches. The docs live beside this file as
+<filter_name>.yml.
+"""
+
+from __future__ import annotations
+
+from ansible.errors import AnsibleFilterError
+from ansible_collections.erp.ops.plugins.module_utils._batches import DEFAULT_SPEC, plan_batches
+from ansible_collections.erp.ops.plugins.module_utils._haproxy import servers_by_backend
+
+
+def rollout_batch_sizes(hosts, spec=None):
+    """Ordered hosts and a spec ([1, "50%", "100%"]; none: the default) -> batch sizes for serial."""
+    try:
+        return [len(batch) for batch in plan_batches(hosts, DEFAULT_SPEC if spec in (None, "") else spec)]
+    except (TypeError, ValueError) as exc:
+        raise AnsibleFilterError(f"erp_rollout_batches: {exc}") from exc
+
+
+def haproxy_servers(text):
+    """HAProxy ``show stat`` CSV -> {backend: {server: {status, weight, sessions}}}."""
+    try:
+        return servers_by_backend(text)
+    except (TypeError, ValueError) as exc:
+        raise AnsibleFilterError(f"haproxy_servers: {exc}") from exc
+
+
+class FilterModule:
+    def filters(self):
+        return {
+            "rollout_batch_sizes": rollout_batch_sizes,
+            "haproxy_servers": haproxy_servers,
+        }
