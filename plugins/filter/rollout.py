@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.erp.ops.plugins.module_utils._batches import DEFAULT_SPEC, plan_batches
-from ansible_collections.erp.ops.plugins.module_utils._haproxy import servers_by_backend
+from ansible_collections.erp.ops.plugins.module_utils._haproxy import server_rows, servers_by_backend
 
 
 def rollout_batch_sizes(hosts, spec=None):
@@ -23,10 +23,11 @@ def rollout_batch_sizes(hosts, spec=None):
         raise AnsibleFilterError(f"erp_rollout_batches: {exc}") from exc
 
 
-def haproxy_servers(text):
-    """HAProxy ``show stat`` CSV -> {backend: {server: {status, weight, sessions}}}."""
+def haproxy_servers(text, flat=False):
+    """HAProxy ``show stat`` CSV -> {backend: {server: {status, weight, sessions}}}, or with
+    ``flat`` a list of {backend, server, status, weight, sessions}."""
     try:
-        return servers_by_backend(text)
+        return server_rows(text) if flat else servers_by_backend(text)
     except (TypeError, ValueError) as exc:
         raise AnsibleFilterError(f"haproxy_servers: {exc}") from exc
 

@@ -26,23 +26,33 @@ def parse_show_stat(text):
     return [row for row in csv.DictReader(io.StringIO(body)) if row.get("pxname")]
 
 
-def servers_by_backend(text):
-    """``{backend: {server: {"status", "weight", "sessions"}}}`` of the real servers only.
+def server_rows(text):
+    """The real servers of ``show stat``: ``[{"backend", "server", "status", "weight", "sessions"}]``.
 
     ``status`` is HAProxy's first word (UP, DOWN, MAINT, DRAIN, NOLB; "UP 1/2" while a
     check is rising gives UP), ``weight`` and ``sessions`` (current) are integers.
     """
-    servers = {}
+    rows = []
     for row in parse_show_stat(text):
         name = row.get("svname")
         if not name or name in AGGREGATE_ROWS:
             continue
-        status = (row.get("status") or "").split(" ")[0]
-        servers.setdefault(row["pxname"], {})[name] = {
-            "status": status,
+        rows.append({
+            "backend": row["pxname"],
+            "server": name,
+            "status": (row.get("status") or "").split(" ")[0],
             "weight": _integer(row.get("weight")),
             "sessions": _integer(row.get("scur")),
-        }
+        })
+    return rows
+
+
+def servers_by_backend(text):
+    """``{backend: {server: {"status", "weight", "sessions"}}}`` of the real servers."""
+    servers = {}
+    for row in server_rows(text):
+        servers.setdefault(row["backend"], {})[row["server"]] = {
+            key: row[key] for key in ("status", "weight", "sessions")}
     return servers
 
 

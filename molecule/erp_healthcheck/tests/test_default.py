@@ -154,7 +154,7 @@ GREEN = ("docker run -d --name erp-app-green --network erp --restart unless-stop
          "-p 127.0.0.1:8002:8000 -e ERP_DATABASE_URL=postgresql://erp:molecule-only-password@erp-db:5432/erp "
          "-e ERP_SECRET_KEY=molecule-only-secret erp-app:1.0.0")
 
-# Stop the old slot as tasks/erp_switch_slot.yml does (SIGTERM: readiness 503 while the
+# Stop the old slot as the erp_deploy role's switch entry point does (SIGTERM: readiness 503 while the
 # app drains, then exit 0), running the check back to back until it has stopped, and once
 # more after: every run under cron's lock, each exit code printed.
 STOP_WHILE_CHECKING = """
@@ -170,7 +170,7 @@ wait
 
 
 def record_live(host, slot):
-    """What tasks/erp_record.yml writes once the switch is done (atomically, as copy does)."""
+    """What the erp_deploy role's record entry point writes once the switch is done (atomically, as copy does)."""
     state = json.dumps({"current": {"version": "1.0.0", "slot": slot, "image": "erp-app:1.0.0"},
                         "previous": None, "history": []})
     host.run_expect([0], f"echo {quote(state)} > {RELEASE}.new && mv {RELEASE}.new {RELEASE}")

@@ -1,9 +1,9 @@
-"""The single-host case of the issue: the LB runs beside the only app host, and a release
-change still fails no user request, because the new release boots in the other slot.
+"""The single-host environment: the LB runs beside the only app host, and a release change
+still fails no user request, because the new release boots in the other slot.
 
 Runs after test_default.py (file order). switch.yml moves the host to 1.1.0 in the green
-slot and back to 1.0.0 in the warm blue slot with playbooks/tasks/erp_switch_slot.yml, the
-task file deploy.yml and rollback.yml use, while erp-load (installed by prepare) sends
+slot and back to 1.0.0 in the warm blue slot with the erp_deploy role's switch entry point,
+the one deploy.yml and rollback.yml use, while erp-load (installed by prepare) sends
 steady traffic to the public frontend from inside the host.
 """
 

@@ -26,8 +26,6 @@ could not be reached, 2 bad usage or configuration, 3 metrics or state not writa
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import os
 import socket
@@ -63,7 +61,8 @@ DRAIN_OUTPUT = "shutting down"
 
 # _health.py needs no Ansible (only its open_url_fetcher does, which this script does not use).
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _health  # noqa: E402  (installed beside this file by the role)
+import _haproxy  # noqa: E402  (installed beside this file by the role)
+import _health  # noqa: E402
 
 # ---------------------------------------------------------------------------------------
 # Check results
@@ -442,13 +441,9 @@ def haproxy_show_stat(socket_path, timeout=5):
 
 def lb_results(stat_csv):
     """One ``lb_backend_<name>`` result per HAProxy backend: ok while a server is UP."""
-    text = stat_csv.lstrip("# ")
     servers = {}
-    for row in csv.DictReader(io.StringIO(text)):
-        proxy, server = row.get("pxname"), row.get("svname")
-        if not proxy or server in ("FRONTEND", "BACKEND", None):
-            continue
-        servers.setdefault(proxy, []).append((server, (row.get("status") or "").split(" ")[0]))
+    for row in _haproxy.server_rows(stat_csv):
+        servers.setdefault(row["backend"], []).append((row["server"], row["status"]))
     if not servers:
         return [result("lb_backends", FAIL, "HAProxy reports no backend servers")]
     results = []

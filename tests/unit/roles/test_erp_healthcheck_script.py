@@ -19,6 +19,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import yaml
 from ansible_collections.erp.ops.plugins.module_utils import _prometheus
 
 REPO = Path(__file__).resolve().parents[3]
@@ -556,7 +557,7 @@ def test_a_crashed_live_slot_fails_at_once_without_confirming(tmp_path):
 
 def test_a_deploy_switching_slots_announces_nothing_and_a_real_stop_is_announced_once(tmp_path):
     """Scheduled runs through a whole blue -> green switch as deploy.yml does it
-    (tasks/erp_switch_slot.yml, then tasks/erp_record.yml), then the live slot stopped by
+    (the erp_deploy role's switch, then record entry points), then the live slot stopped by
     hand: only that stop reaches the webhook, at the first run after it stopped."""
     started_green = "2027-01-15T08:00:10Z"
     timeline = [
@@ -767,11 +768,14 @@ def test_metrics_directory_not_writable_exits_3(tmp_path):
 
 
 def test_the_installed_layout_runs_without_ansible(tmp_path):
-    """As on a host: the script and _health.py side by side, no Ansible importable (-S -I)."""
+    """As on a host: the script and the module_utils the role installs side by side, no
+    Ansible importable (-S -I)."""
     install = tmp_path / "install"
     install.mkdir()
     shutil.copy(SCRIPT, install / "erp_healthcheck.py")
-    shutil.copy(MODULE_UTILS / "_health.py", install / "_health.py")
+    role_vars = yaml.safe_load((REPO / "roles" / "erp_healthcheck" / "vars" / "main.yml").read_text())
+    for name in role_vars["_erp_healthcheck_module_utils"]:
+        shutil.copy(MODULE_UTILS / name, install / name)
     config = _config(tmp_path, 0)
     completed = subprocess.run([sys.executable, "-I", "-S", str(install / "erp_healthcheck.py"), "--config", config,
                                 "--dry-run"], capture_output=True, text=True, timeout=60, check=False)

@@ -7,12 +7,18 @@ from pathlib import Path
 import jinja2
 import pytest
 import yaml
+from ansible_collections.erp.ops.plugins.module_utils._contract import CONTRACT
 
 ROLES = Path(__file__).resolve().parents[3] / "roles"
 
 
 def render(role: str, template: str, **variables) -> str:
+    # The roles' defaults and plain (untemplated) role vars; values the defaults look up from
+    # the collection's contract are given from it.
     defaults = yaml.safe_load((ROLES / role / "defaults" / "main.yml").read_text())
+    role_vars = yaml.safe_load((ROLES / role / "vars" / "main.yml").read_text())
+    defaults.update({name: value for name, value in role_vars.items() if "{{" not in str(value)})
+    defaults.update({f"{role}_slot_ports": CONTRACT["slot_ports"]})
     # Config files, not HTML: autoescaping would corrupt them (Ansible renders without it too).
     env = jinja2.Environment(  # noqa: S701
         loader=jinja2.FileSystemLoader(ROLES / role / "templates"), undefined=jinja2.StrictUndefined)
