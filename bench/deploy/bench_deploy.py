@@ -141,7 +141,7 @@ def rolling() -> dict:
     with Load() as load:
         seconds = playbook("deploy.yml", "-l", "lab", "-e", f"erp_version={version}", "-e", "erp_deploy_converge=false")
         sent_during_deploy = load.sent
-        # Keep users coming until the count the issue asks for, so the figure is comparable.
+        # Keep users coming until MIN_REQUESTS were sent, so figures of different runs compare.
         while load.sent < MIN_REQUESTS:
             time.sleep(0.5)
     return {"bench": f"rolling deploy to {version}", "seconds": seconds, "ok": load.ok, "failed": load.failed,

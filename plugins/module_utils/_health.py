@@ -9,10 +9,10 @@ The response format is the IETF draft-inadarei-api-health-check: a JSON object w
 HTTP 2xx-3xx together with pass/warn means healthy; 4xx/5xx or fail means unhealthy.
 
 Everything here is plain functions with explicit parameters so the erp_health module,
-the filters, the erpctl CLI and the erp_healthcheck role's host script share one
-implementation; the only I/O is in ``open_url_fetcher`` (HTTP) and ``wait_for_health``
-(clock and sleep), both injectable. Only ``open_url_fetcher`` needs Ansible (its urls
-module), and imports it when called: the host script runs where Ansible is not installed.
+the erpctl CLI and the erp_healthcheck role's host script share one implementation; the
+only I/O is in ``open_url_fetcher`` (HTTP) and ``wait_for_health`` (clock and sleep), both
+injectable. Only ``open_url_fetcher`` needs Ansible (its urls module), and imports it when
+called: the host script runs where Ansible is not installed.
 """
 
 from __future__ import annotations
@@ -338,37 +338,6 @@ def validate_expected_status(expected_status):
     return statuses
 
 
-def format_failed_checks(result):
-    """List ``"<endpoint url>: <check name>: <output>"`` for every failed component check.
-
-    Accepts an erp_health module result (with a ``checks`` list of endpoint results) or a
-    single endpoint result. Only component checks with status fail are listed; transport
-    errors and other problems are in each endpoint's ``reason``.
-
-    :raises ValueError: when ``result`` is not a dict of that shape.
-    """
-    if not isinstance(result, dict):
-        raise TypeError(f"expected an erp_health result (a dict), got {type(result).__name__}")
-    if "failed_checks" in result:
-        endpoints = [result]
-    elif isinstance(result.get("checks"), list):
-        endpoints = result["checks"]
-    else:
-        raise ValueError(
-            "expected an erp_health result with a 'checks' list or an endpoint result with 'failed_checks'"
-        )
-    lines = []
-    for endpoint in endpoints:
-        if not isinstance(endpoint, dict):
-            raise TypeError(f"endpoint result must be a dict, got {type(endpoint).__name__}")
-        label = endpoint.get("url") or endpoint.get("name")
-        for check in endpoint.get("failed_checks") or []:
-            output = check.get("output")
-            detail = _one_line(output) if output else check.get("status")
-            lines.append(f"{label}: {check.get('name')}: {detail}")
-    return lines
-
-
 def build_endpoints(url=None, checks=None, endpoints=None):
     """Turn the module options into a list of ``{"name", "url"}`` dicts.
 
@@ -616,65 +585,3 @@ def open_url_fetcher(headers=None, validate_certs=True, use_proxy=True, http_age
             return HttpResponse(response.status, response.headers.get("Content-Type"), response.read())
 
     return fetch
-
-
-def _host_label(result, index):
-    for key in ("host", "inventory_hostname", "_ansible_item_label", "item"):
-        if isinstance(result.get(key), str) and result[key]:
-            return result[key]
-    for endpoint in result.get("checks") or []:
-        if isinstance(endpoint, dict) and endpoint.get("url"):
-            netloc = urlsplit(str(endpoint["url"])).netloc
-            if netloc:
-                return netloc
-    return f"#{index}"
-
-
-def summarize_health(results):
-    """Summarize erp_health results of several hosts.
-
-    :param results: a dict ``{host: result}``, a list of results (host names taken from
-        ``host``/``inventory_hostname``/``item`` keys or the probed URL, made unique with
-        `` #<index>``), or a registered loop result (a dict with a ``results`` list).
-    :returns: dict with ``healthy`` (every host healthy, at least one probed), ``total``,
-        ``healthy_hosts``, ``unhealthy_hosts``, ``skipped_hosts`` and ``reasons``
-        (``{host: reason}`` for unhealthy hosts).
-    :raises ValueError: on empty input or items that are not erp_health results.
-    """
-    if isinstance(results, dict) and isinstance(results.get("results"), list) and "healthy" not in results:
-        results = results["results"]
-    if isinstance(results, dict):
-        pairs = [(str(host), result) for host, result in results.items()]
-    elif isinstance(results, (list, tuple)):
-        pairs = [(None, result) for result in results]
-    else:
-        raise TypeError(
-            "expected a list of erp_health results or a {host: result} dict, "
-            f"got {type(results).__name__}"
-        )
-    if not pairs:
-        raise ValueError("no health results to summarize")
-
-    summary = {"healthy": False, "total": len(pairs), "healthy_hosts": [], "unhealthy_hosts": [],
-               "skipped_hosts": [], "reasons": {}}
-    seen = set()
-    for index, (host, result) in enumerate(pairs):
-        if not isinstance(result, dict):
-            raise TypeError(f"result {host or index} is {type(result).__name__}, not an erp_health result dict")
-        if host is None:
-            host = _host_label(result, index)
-            if host in seen:
-                # two list items probed the same address: keep both visible
-                host = f"{host} #{index}"
-        seen.add(host)
-        if result.get("skipped"):
-            summary["skipped_hosts"].append(host)
-        elif result.get("healthy") is True:
-            summary["healthy_hosts"].append(host)
-        elif "healthy" in result or result.get("failed") or result.get("unreachable"):
-            summary["unhealthy_hosts"].append(host)
-            summary["reasons"][host] = _one_line(result.get("reason") or result.get("msg") or "unhealthy")
-        else:
-            raise ValueError(f"result {host} has no 'healthy' field; is it an erp_health result?")
-    summary["healthy"] = bool(summary["healthy_hosts"]) and not summary["unhealthy_hosts"]
-    return summary

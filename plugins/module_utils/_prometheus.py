@@ -4,7 +4,7 @@
 """Prometheus text exposition format 0.0.4: parsing, and the arithmetic canary analysis needs.
 
 ``parse_samples`` turns scraped text into ``Sample`` tuples. The helpers take samples
-(or raw text, or the dicts the ``prometheus_samples`` filter returns) and a PromQL-like
+(or raw text, or dicts with ``name``, ``labels`` and ``value``) and a PromQL-like
 selector such as ``http_requests_total{status=~"5.."}``: ``sum_samples`` adds matching
 values, ``counter_increase`` and ``error_rate`` compare two scrapes with counter-reset
 handling, and ``histogram_quantile`` interpolates a quantile from bucket increases the
@@ -225,11 +225,6 @@ def parse_exposition(text):
 def parse_samples(text):
     """Parse exposition text into a list of ``Sample``; see ``parse_exposition``."""
     return parse_exposition(text)[0]
-
-
-def sample_to_dict(sample):
-    """A ``Sample`` as a plain dict (``name``, ``labels``, ``value``, ``timestamp``)."""
-    return {"name": sample.name, "labels": dict(sample.labels), "value": sample.value, "timestamp": sample.timestamp}
 
 
 def coerce_samples(samples):

@@ -97,7 +97,7 @@ EXAMPLES = r"""
 
 - name: Show what failed
   ansible.builtin.debug:
-    msg: "{{ __erp_health_result | erp.ops.failed_checks }}"
+    msg: "{{ __erp_health_result.reason }}"
   when: not __erp_health_result.healthy
 
 - name: Bake for two minutes, stopping at the first unhealthy probe

@@ -37,7 +37,8 @@ NETWORK = os.environ.get("LAB_NAME", "erplab")
 SCRIPT = HEALTHCHECK_SCRIPT
 METRICS = "/var/lib/prometheus/node-exporter/erp_healthcheck.prom"
 WEBHOOK_FILE = "/etc/erp/healthcheck-webhook"
-# The promise: a stopped slot shows in the metric and at the webhook within two minutes.
+# What the health check promises: a stopped slot shows in the metric and at the webhook within
+# two minutes.
 ALERT_WITHIN = 120
 
 

@@ -21,7 +21,7 @@ DOCS = [REPO / "docs" / name for name in ("RUNBOOK_DEPLOYMENT.md", "RUNBOOK_INCI
                                           "GOVERNANCE.md")]
 PREFIXES = ("ansible-playbook", "make", "erpctl", "python3 lab/labctl.py")
 
-# Playbooks a runbook may name before they are written (another issue's work in progress).
+# Playbooks a runbook may name before they exist (a documented procedure ahead of its playbook).
 # A command naming one passes while the file is missing; once the file exists it is
 # checked like any other. Empty: every playbook the runbooks name exists.
 PENDING_PLAYBOOKS: set[str] = set()

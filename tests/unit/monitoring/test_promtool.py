@@ -58,7 +58,7 @@ def test_rule_tests_cover_the_required_alerts():
         assert f"alertname: {alert}\n" in text, alert
 
 
-def test_every_alert_the_issue_asks_for_exists():
+def test_every_documented_alert_exists():
     text = "\n".join(path.read_text() for path in RULE_FILES)
     for alert in ("ErpDown", "ErpCanaryFailing", "ErpBackupStale", "ErpBackupFailed",
                   "ErpRestoreVerificationFailing", "ErpDiskFillingUp", "ErpCertificateExpiringSoon"):

@@ -21,12 +21,10 @@ from ansible_collections.erp.ops.plugins.module_utils._health import (
     container_watch,
     describe_fetch_error,
     evaluate_expectations,
-    format_failed_checks,
     normalize_status,
     parse_checks,
     parse_health_response,
     probe_endpoint,
-    summarize_health,
     wait_for_health,
 )
 
@@ -451,93 +449,6 @@ def test_wait_rejects_bad_parameters(kwargs, message):
 def test_wait_rejects_no_endpoints():
     with pytest.raises(ValueError, match="no endpoints"):
         wait_for_health([], lambda url, timeout: OK)
-
-
-def _endpoint(url, raw=DB_DOWN, code=503):
-    return parse_health_response(code, HEALTH, raw, url=url)
-
-
-def test_format_failed_checks_for_a_module_result_and_an_endpoint():
-    ready = _endpoint("http://a/ready")
-    live = _endpoint("http://a/live", body(status="pass"), 200)
-    expected = ["http://a/ready: postgresql:connection: connection refused"]
-    assert format_failed_checks({"healthy": False, "checks": [ready, live]}) == expected
-    assert format_failed_checks(ready) == expected
-    assert format_failed_checks({"healthy": True, "checks": []}) == []
-
-
-@pytest.mark.parametrize("bad, error", [
-    (None, TypeError),
-    ("text", TypeError),
-    ([1], TypeError),
-    ({"healthy": True}, ValueError),
-    ({"checks": ["x"]}, TypeError),
-])
-def test_format_failed_checks_rejects(bad, error):
-    with pytest.raises(error):
-        format_failed_checks(bad)
-
-
-def _module_result(healthy, reason=None, url="http://10.0.0.5:8001/health/ready"):
-    return {"healthy": healthy, "reason": reason, "checks": [{"url": url}], "attempts": 1, "elapsed": 0.1}
-
-
-def test_summarize_health_per_host_dict():
-    summary = summarize_health({
-        "app1": _module_result(True),
-        "app2": _module_result(False, "http://app2/health/ready: HTTP 503 status=fail"),
-        "app3": {"failed": True, "unreachable": True, "msg": "ssh: connect to host app3 port 22: No route"},
-        "app4": {"skipped": True, "changed": False},
-    })
-    assert summary == {
-        "healthy": False,
-        "total": 4,
-        "healthy_hosts": ["app1"],
-        "unhealthy_hosts": ["app2", "app3"],
-        "skipped_hosts": ["app4"],
-        "reasons": {"app2": "http://app2/health/ready: HTTP 503 status=fail",
-                    "app3": "ssh: connect to host app3 port 22: No route"},
-    }
-
-
-def test_summarize_health_list_names_hosts_from_item_or_url():
-    loop_result = {"changed": False, "results": [
-        dict(_module_result(True), item="app1"),
-        _module_result(False, "down", url="http://10.0.0.6:8001/health"),
-        {"healthy": True, "checks": []},
-    ]}
-    summary = summarize_health(loop_result)
-    assert summary["healthy_hosts"] == ["app1", "#2"]
-    assert summary["unhealthy_hosts"] == ["10.0.0.6:8001"]
-    assert summary["healthy"] is False
-
-
-def test_summarize_health_keeps_list_items_with_the_same_address_apart():
-    same = "http://10.0.0.6:8001/health"
-    summary = summarize_health([_module_result(True, url=same), _module_result(False, "down", url=same)])
-    assert summary["healthy_hosts"] == ["10.0.0.6:8001"]
-    assert summary["unhealthy_hosts"] == ["10.0.0.6:8001 #1"]
-    assert summary["reasons"] == {"10.0.0.6:8001 #1": "down"}
-
-
-def test_summarize_health_all_healthy():
-    assert summarize_health([_module_result(True)])["healthy"] is True
-
-
-def test_summarize_health_all_skipped_is_not_healthy():
-    assert summarize_health({"a": {"skipped": True}})["healthy"] is False
-
-
-@pytest.mark.parametrize("bad, error, message", [
-    ([], ValueError, "no health results"),
-    ({}, ValueError, "no health results"),
-    ("app1", TypeError, "expected a list"),
-    ([42], TypeError, "result 0 is int, not an erp_health result"),
-    ({"app1": {"changed": False}}, ValueError, "result app1 has no 'healthy' field"),
-])
-def test_summarize_health_rejects(bad, error, message):
-    with pytest.raises(error, match=message):
-        summarize_health(bad)
 
 
 # ---------------------------------------------------------------------------------------

@@ -17,7 +17,6 @@ from ansible_collections.erp.ops.plugins.module_utils._prometheus import (
     parse_float,
     parse_samples,
     parse_selector,
-    sample_to_dict,
     select_samples,
     sum_samples,
 )
@@ -188,8 +187,9 @@ def test_sum_samples(selector, total):
     assert sum_samples(SCRAPE, selector) == total
 
 
-def test_helpers_accept_filter_dicts_and_samples():
-    dicts = [sample_to_dict(sample) for sample in parse_samples(SCRAPE)]
+def test_helpers_accept_dicts_and_samples():
+    dicts = [{"name": s.name, "labels": dict(s.labels), "value": s.value, "timestamp": s.timestamp}
+             for s in parse_samples(SCRAPE)]
     assert sum_samples(dicts, 'http_requests_total{status=~"5.."}') == 5.0
     assert len(select_samples(parse_samples(SCRAPE), "http_requests_total")) == 4
 
