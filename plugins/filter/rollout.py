@@ -15,10 +15,31 @@ from ansible_collections.erp.ops.plugins.module_utils._batches import DEFAULT_SP
 from ansible_collections.erp.ops.plugins.module_utils._haproxy import server_rows, servers_by_backend
 
 
+def _spec(spec):
+    return DEFAULT_SPEC if spec in (None, "") else spec
+
+
+def rollout_batches(hosts, spec=None):
+    """Ordered hosts and a serial-like spec ([1, "50%", "100%"]) -> list of host batches."""
+    try:
+        return plan_batches(hosts, _spec(spec))
+    except (TypeError, ValueError) as exc:
+        raise AnsibleFilterError(f"rollout_batches: {exc}") from exc
+
+
+def rollout_batch_error(hosts, spec=None):
+    """What is wrong with planning these hosts under this spec; empty when nothing is."""
+    try:
+        plan_batches(hosts, _spec(spec))
+    except (TypeError, ValueError) as exc:
+        return str(exc)
+    return ""
+
+
 def rollout_batch_sizes(hosts, spec=None):
     """Ordered hosts and a spec ([1, "50%", "100%"]; none: the default) -> batch sizes for serial."""
     try:
-        return [len(batch) for batch in plan_batches(hosts, DEFAULT_SPEC if spec in (None, "") else spec)]
+        return [len(batch) for batch in plan_batches(hosts, _spec(spec))]
     except (TypeError, ValueError) as exc:
         raise AnsibleFilterError(f"erp_rollout_batches: {exc}") from exc
 
@@ -35,6 +56,8 @@ def haproxy_servers(text, flat=False):
 class FilterModule:
     def filters(self):
         return {
+            "rollout_batches": rollout_batches,
+            "rollout_batch_error": rollout_batch_error,
             "rollout_batch_sizes": rollout_batch_sizes,
             "haproxy_servers": haproxy_servers,
         }

@@ -80,7 +80,9 @@ def test_collection_content_is_all_there(entries):
     roles = sorted(p.name for p in (REPO / "roles").iterdir() if p.is_dir())
     assert roles
     for role in roles:
-        assert f"roles/{role}/tasks/main.yml" in entries
+        entry_points = yaml.safe_load((REPO / "roles" / role / "meta" / "argument_specs.yml").read_text())
+        for entry_point in entry_points["argument_specs"]:
+            assert f"roles/{role}/tasks/{entry_point}.yml" in entries
     missing = repo_files(*COLLECTION_DIRS) - entries
     assert not missing, f"collection files left out of the build: {sorted(missing)}"
 

@@ -23,7 +23,8 @@ def _ensure_importable() -> None:
 
 _ensure_importable()
 from ansible_collections.erp.ops.plugins.module_utils import _batches as batches  # noqa: E402
+from ansible_collections.erp.ops.plugins.module_utils import _contract as names  # noqa: E402
 from ansible_collections.erp.ops.plugins.module_utils import _health as health  # noqa: E402
 from ansible_collections.erp.ops.plugins.module_utils import _prometheus as prometheus  # noqa: E402
 
-__all__ = ["batches", "health", "prometheus"]
+__all__ = ["batches", "health", "names", "prometheus"]

@@ -49,9 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     rollout = command("rollout", "roll a release out stage by stage, with canary analysis and automatic rollback")
     _add_common(rollout)
     rollout.add_argument("--version", dest="release", required=True, metavar="VERSION", help="release to deploy")
-    rollout.add_argument("--stages", default="canary,50%,100%",
+    rollout.add_argument("--stages", default=None,
                          help="stages: canary (one host), host counts, percentages of all app hosts; the last "
-                              "repeats (default: %(default)s)")
+                              "repeats (default: the environment's erp_rollout_batches, as deploy.yml batches; "
+                              "canary,50%%,100%% where it sets none)")
     rollout.add_argument("--bake", default="60s", help="bake window after each stage, e.g. 60s, 2m, 1m30s; 0 skips "
                                                        "the analysis (default: %(default)s)")
     rollout.add_argument("--interval", default="5s", help="health poll interval during the bake (default: %(default)s)")
@@ -134,7 +135,8 @@ def _rollout_options(args):
 
     if not _VERSION_RE.fullmatch(args.release):
         raise ErpctlError(f"--version: {args.release!r} is not an image tag (letters, digits, '.', '_', '-')")
-    parse_stage_spec(args.stages)
+    if args.stages is not None:
+        parse_stage_spec(args.stages)
     bake = _positive_duration(args.bake, "--bake", allow_zero=True)
     interval = _positive_duration(args.interval, "--interval", allow_zero=False)
     if not 0 <= args.error_rate_max <= 1:

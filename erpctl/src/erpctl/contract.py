@@ -6,15 +6,17 @@ erpctl with the playbooks means editing this module (and that README section) on
 
 from __future__ import annotations
 
+from erpctl._shared import names
+
 # Entry playbooks, relative to the repository root (runner's project_dir).
 DEPLOY_PLAYBOOK = "playbooks/deploy.yml"
 ROLLBACK_PLAYBOOK = "playbooks/rollback.yml"
 BACKUP_PLAYBOOK = "playbooks/backup.yml"
 
 # Inventory: each environment is a group with these children.
-APP_GROUP = "erp_app"
-LB_GROUP = "erp_lb"
-DB_GROUP = "erp_db"
+APP_GROUP = names.APP_GROUP
+LB_GROUP = names.LB_GROUP
+DB_GROUP = names.DB_GROUP
 ROLE_GROUPS = (LB_GROUP, APP_GROUP, DB_GROUP)
 INVENTORY_DIR = "inventories"
 
@@ -38,22 +40,22 @@ VAR_ROLLBACK_HOSTS = "erp_rollback_hosts"
 STATS_RELEASE_STATES = "erp_release_states"
 
 # Files on the app hosts (docs/conventions.md: /var/lib/erp holds the deploy's state).
-RELEASE_FILE = "/var/lib/erp/release.json"
-# The deploy lock, on the environment's first erp_lb host (deploy.yml's _erp_lock_host).
-LOCK_FILE = "/var/lib/erp/deploy.lock"
+RELEASE_FILE = names.RELEASE_FILE
+# The deploy lock, on the environment's first erp_lb host (the erp_deploy role's lock host).
+LOCK_FILE = names.LOCK_FILE
 
 # Address of each app slot: http://{erp_internal_address}:{port}; the ports can be set per
 # host or group with erp_app_slot_ports (docs/conventions.md: blue 8001, green 8002).
 ADDRESS_VAR = "erp_internal_address"
 SLOT_PORTS_VAR = "erp_app_slot_ports"
-DEFAULT_SLOT_PORTS = {"blue": 8001, "green": 8002}
+DEFAULT_SLOT_PORTS = dict(names.SLOT_PORTS)
 # The load balancer's internal frontend (roles/erp_lb: erp_lb_internal_port, default 8404):
 # it passes /health to the app backends; the public frontend refuses /health*.
 LB_PORT_VAR = "erp_lb_internal_port"
 DEFAULT_LB_PORT = 8404
 
 # Where the release's image is asked for, templated by Ansible on the first app host with the
-# same expressions as deploy.yml's preflight (playbooks/vars/deploy.yml), which that host can
+# same expressions as deploy.yml's preflight (roles/erp_deploy/vars/main.yml), which that host can
 # resolve (the lab's registry:5000 is a name on the lab network only).
 REGISTRY_URL_EXPR = "{{ erp_registry_url | default('https://' ~ erp_registry) }}"
 REPOSITORY_PATH_EXPR = ("{{ erp_app_image_repository | default(erp_registry ~ '/erp-app') "

@@ -15,14 +15,15 @@ from erpctl.progress import redact_variables
 from erpctl.release import HostRelease, read_releases, releases_from_stats
 from erpctl.runner import RunResult
 from erpctl.session import Session
-from erpctl.stages import Stage, plan_stages
+from erpctl.stages import DEFAULT_STAGES, Stage, plan_stages, stages_text
 
 
 @dataclass
 class RolloutOptions:
     env: str
     version: str
-    stages: str
+    # --stages text; None: the environment's erp_rollout_batches, the batches deploy.yml uses.
+    stages: str | None
     bake: float
     interval: float
     yes: bool = False
@@ -87,7 +88,7 @@ class Rollout:
         self.inv.check_env(opts.env)
         app_hosts = self.inv.env_hosts(opts.env, contract.APP_GROUP)
         self.lb_hosts = self.inv.env_hosts(opts.env, contract.LB_GROUP)
-        stages = plan_stages(app_hosts, opts.stages)
+        stages = plan_stages(app_hosts, self._stage_spec(app_hosts))
         if opts.bake > 0:
             # Every URL the bake will need, checked before anything changes.
             for host in app_hosts:
@@ -131,6 +132,12 @@ class Rollout:
             if not lock.release_own(self.s.runner, lock_host, document["run"], self.s.run_dir):
                 self.s.progress.line(f"warning: could not release the deploy lock of {opts.env}; "
                                      "'erpctl lock release' removes it")
+
+    def _stage_spec(self, app_hosts: list[str]) -> str:
+        if self.opts.stages is not None:
+            return self.opts.stages
+        configured = self.inv.hostvars(app_hosts[0]).get(contract.VAR_ROLLOUT_BATCHES) if app_hosts else None
+        return DEFAULT_STAGES if configured in (None, "", []) else stages_text(configured)
 
     def _ask_registry(self, host: str) -> RunResult:
         """Ask the registry for the release's manifest from an app host, as deploy.yml does."""

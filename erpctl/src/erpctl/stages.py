@@ -7,7 +7,15 @@ from dataclasses import dataclass
 from erpctl._shared import batches
 from erpctl.errors import ErpctlError
 
-DEFAULT_STAGES = "canary,50%,100%"
+
+def stages_text(spec) -> str:
+    """An inventory's erp_rollout_batches (or the collection's default) as --stages text."""
+    items = list(spec) if isinstance(spec, (list, tuple)) else [spec]
+    return ",".join("canary" if index == 0 and item == 1 else str(item) for index, item in enumerate(items))
+
+
+# The batches deploy.yml uses where the inventory sets no erp_rollout_batches.
+DEFAULT_STAGES = stages_text(batches.DEFAULT_SPEC)
 
 
 @dataclass(frozen=True)

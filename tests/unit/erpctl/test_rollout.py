@@ -351,3 +351,13 @@ def test_canary_must_serve_the_new_release_not_just_record_it(erpctl, lab):
     assert result.code == 1
     assert "version 1.0.0 instead of 1.1.0" in result.report()["failure"]
     assert rollbacks(lab)[0][contract.VAR_ROLLBACK_HOSTS] == ["app1"]
+
+
+def test_without_stages_the_rollout_follows_the_environments_batches(erpctl, lab):
+    # Both hosts at once: the inventory's erp_rollout_batches, as deploy.yml would batch them.
+    lab.extra_hostvars = {"app1": {contract.VAR_ROLLOUT_BATCHES: ["100%"]},
+                          "app2": {contract.VAR_ROLLOUT_BATCHES: ["100%"]}}
+    result = erpctl("rollout", "--env", "lab", "--version", "1.1.0", *YES)
+    assert result.code == 0, result.err
+    assert [d[contract.VAR_ROLLOUT_HOSTS] for d in deploys(lab)] == [["app1", "app2"]]
+    assert versions(lab) == {"app1": "1.1.0", "app2": "1.1.0"}
