@@ -1,8 +1,7 @@
 """The environment's deploy lock, held by erpctl for a whole staged rollout.
 
-Same file and host as deploy.yml's own lock (playbooks/vars/deploy.yml): ``/var/lib/erp/
-deploy.lock`` on the environment's first load balancer (its first app host when it has
-none), JSON ``{"by", "time", "version", "message", "run", "controller", "pid", "tool"}``.
+Same file and host as deploy.yml's own lock (the erp_deploy role's lock entry point):
+``/var/lib/erp/deploy.lock`` on the environment's first load balancer, JSON ``{"by", "time", "version", "message", "run", "controller", "pid", "tool"}``.
 It is created with the shell's ``noclobber`` (O_EXCL), so of two concurrent rollouts only
 one gets it. deploy.yml receives ``erp_lock_id`` (= ``run``) and treats a lock with that
 run as its own: it proceeds, and leaves it for erpctl to release (see README.md).
@@ -29,10 +28,11 @@ _RELEASE_OWN = f'if grep -qF -- "$1" {shlex.quote(contract.LOCK_FILE)} 2>/dev/nu
 
 
 def lock_host(inventory, env: str) -> str:
-    """Where the environment's lock lives: its first LB, else its first app host."""
-    hosts = inventory.env_hosts(env, contract.LB_GROUP) or inventory.env_hosts(env, contract.APP_GROUP)
+    """Where the environment's lock lives: its first LB, as for deploy.yml (which refuses an
+    environment without one)."""
+    hosts = inventory.env_hosts(env, contract.LB_GROUP)
     if not hosts:
-        raise ErpctlError(f"environment {env!r} has no {contract.LB_GROUP} or {contract.APP_GROUP} host for the lock")
+        raise ErpctlError(f"environment {env!r} has no {contract.LB_GROUP} host: deploy.yml keeps the lock there")
     return hosts[0]
 
 

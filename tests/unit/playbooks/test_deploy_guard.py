@@ -40,6 +40,10 @@ def run(playbook: str, *args: str) -> subprocess.CompletedProcess:
     ("deploy.yml", ["-l", "prod", "-e", "erp_version=1.1.0", "-e", "erp_deploy_bake_interval=0"], '(got 90, "0", 120)'),
     ("deploy.yml", ["-l", "prod", "-e", "erp_version=1.1.0", "-e", "erp_deploy_bake_seconds=2m"], '"2m")'),
     ("deploy.yml", ["-l", "prod", "-e", "erp_version=1.1.0", "-e", "erp_deploy_health_deadline=-5"], '(got "-5"'),
+    ("deploy.yml", ["-l", "prod", "-e", "erp_version=1.1.0", "-e", '{"erp_rollout_batches": [1, 0]}'],
+     "erp_rollout_batches [1, 0] cannot split"),
+    ("deploy.yml", ["-l", "prod", "-e", "erp_version=1.1.0", "-e", '{"erp_rollout_batches": ["half"]}'],
+     "'half' (position 1)"),
 ])
 def test_guard_refuses_with_one_line_reason_and_contacts_no_host(playbook, args, says):
     proc = run(playbook, *args)
