@@ -67,3 +67,26 @@ def test_deploy_and_erpctl_plan_the_same_batches_for_1_to_9_hosts(tmp_path):
     assert [len(b) for b in planned["canary-half-rest-3"]] == [1, 2]
     assert [len(b) for b in planned["canary-half-rest-9"]] == [1, 5, 3]
     assert [len(b) for b in planned["pairs-5"]] == [2, 2, 1]
+
+
+def test_without_rollout_hosts_the_play_takes_the_environments_app_hosts_in_inventory_order(tmp_path):
+    """The canary is the environment's first app host, as erpctl plans it, on every run."""
+    hosts = [f"app{i}" for i in (3, 9, 1, 7, 2, 8, 4, 6, 5)]
+    inventory = {"lab": {"children": {"erp_app": {"hosts": {h: {"ansible_connection": "local"} for h in hosts}}}}}
+    play = rollout_play()
+    play.update(become=False)
+    play["tasks"] = [{"name": "Show the batch", "ansible.builtin.debug": {
+        "msg": "BATCH {{ ansible_play_batch | to_json }}"}, "run_once": True}]
+    (tmp_path / "inventory.yml").write_text(yaml.safe_dump(inventory, sort_keys=False))
+    (tmp_path / "batches.yml").write_text(yaml.safe_dump([play], sort_keys=False))
+    expected = [list(stage.hosts) for stage in plan_stages(hosts, erpctl_spec_text(None))]
+    for seed in ("1", "2", "3"):
+        proc = subprocess.run(
+            ["ansible-playbook", "-i", str(tmp_path / "inventory.yml"), str(tmp_path / "batches.yml"), "-l", "lab"],
+            cwd=REPO, capture_output=True, text=True, timeout=300,
+            env=dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1", PYTHONHASHSEED=seed,
+                     ANSIBLE_CALLBACK_RESULT_FORMAT="json"),
+        )
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+        planned = [json.loads(b.replace('\\"', '"')) for b in re.findall(r'"msg": "BATCH (\[.*?\])"', proc.stdout)]
+        assert planned == expected
