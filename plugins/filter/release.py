@@ -3,37 +3,30 @@
 
 """Filters over the release state each app host keeps in /var/lib/erp/release.json.
 
-State shape (written by playbooks/deploy.yml and rollback.yml)::
-
-    {"current": {"version", "image", "slot", "time", "by", "rollout"} or None,
-     "previous": same shape or None,       # the release a rollback returns to
-     "history": [{... "outcome"}, ...]}    # newest last, at most `keep` entries
-
-Pure functions: the playbooks read the file, call these, and write the result back.
+The state's schema is plugins/module_utils/_release.py (the erp_deploy role writes it,
+erpctl reads it). Pure functions: the playbooks read the file, call these, and write the result back.
 """
 
 from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.erp.ops.plugins.module_utils import _release
 
-SLOTS = ("blue", "green")
+SLOTS = _release.SLOTS
 
 
 def _state(state):
-    if state in (None, ""):
-        return {"current": None, "previous": None, "history": []}
-    if not isinstance(state, dict):
-        raise AnsibleFilterError(f"release state must be a dict, got {type(state).__name__}")
-    history = state.get("history") or []
-    if not isinstance(history, list):
-        raise AnsibleFilterError("release state: history must be a list")
-    return {"current": state.get("current"), "previous": state.get("previous"), "history": list(history)}
+    try:
+        return _release.normalize_state(state)
+    except ValueError as exc:
+        raise AnsibleFilterError(str(exc)) from exc
 
 
 def _entry(entry, what):
-    if not isinstance(entry, dict) or not entry.get("version") or entry.get("slot") not in SLOTS:
-        raise AnsibleFilterError(f"{what}: needs a dict with a version and a slot in {SLOTS}, got {entry!r}")
-    return dict(entry)
+    try:
+        return _release.check_entry(entry, what)
+    except ValueError as exc:
+        raise AnsibleFilterError(str(exc)) from exc
 
 
 def release_idle_slot(state):

@@ -71,7 +71,7 @@ EXAMPLES = r"""
 - name: Record the switch to 1.4.2 in the green slot
   erp.ops.erp_release_record:
     path: /var/lib/erp/release.json
-    state: "{{ _erp_new_state }}"
+    state: "{{ new_release_state }}"
     audit_log: /var/log/erp/releases.log
     audit_entry:
       time: "{{ now(utc=true).isoformat() }}"
@@ -101,6 +101,7 @@ import os  # noqa: E402
 import tempfile  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.erp.ops.plugins.module_utils._release import problem  # noqa: E402
 
 
 def render_state(state):
@@ -148,6 +149,11 @@ def main():
     for file_path in (path, audit_log):
         if not os.path.isdir(os.path.dirname(file_path) or "."):
             module.fail_json(msg=f"directory of {file_path} does not exist")
+
+    # Every reader (erpctl, the health check, the next deploy) relies on the one schema.
+    wrong = problem(params["state"])
+    if wrong:
+        module.fail_json(msg=f"{path}: refusing to write a bad release state: {wrong}")
 
     before = read_text(path)
     after = render_state(params["state"])

@@ -26,5 +26,6 @@ from ansible_collections.erp.ops.plugins.module_utils import _batches as batches
 from ansible_collections.erp.ops.plugins.module_utils import _contract as names  # noqa: E402
 from ansible_collections.erp.ops.plugins.module_utils import _health as health  # noqa: E402
 from ansible_collections.erp.ops.plugins.module_utils import _prometheus as prometheus  # noqa: E402
+from ansible_collections.erp.ops.plugins.module_utils import _release as release_schema  # noqa: E402
 
-__all__ = ["batches", "health", "names", "prometheus"]
+__all__ = ["batches", "health", "names", "prometheus", "release_schema"]

@@ -50,8 +50,8 @@ def status(session: Session, inv: Inventory, env: str) -> tuple[ExitCode, str]:
             continue
         current = release.current
         health_text = _health(session, host, inv.hostvars(host), current.get("slot"))
-        rows.append([host, current.get("slot") or "-", current.get("version") or "-", _short(current.get("digest")),
-                     health_text, f"{current.get('deployed_at') or '-'} by {current.get('deployed_by') or '-'}"])
+        rows.append([host, current.get("slot") or "-", current.get("version") or "-", _short(current.get("image")),
+                     health_text, f"{current.get('time') or '-'} by {current.get('by') or '-'}"])
         report_hosts[host] = {**current, "health": health_text}
     for line in _table(rows):
         _print(session, line)
@@ -72,7 +72,7 @@ def history(session: Session, inv: Inventory, env: str) -> tuple[ExitCode, str]:
     inv.check_env(env)
     hosts = inv.env_hosts(env, contract.APP_GROUP)
     releases = read_releases(session.runner, env, hosts, session.run_dir, "history")
-    rows = [["STARTED", "FINISHED", "HOST", "VERSION", "OUTCOME", "USER", "SLOT", "DIGEST"]]
+    rows = [["TIME", "HOST", "VERSION", "OUTCOME", "BY", "SLOT", "DIGEST", "ROLLOUT"]]
     entries = []
     for host in hosts:
         release = releases[host]
@@ -80,11 +80,11 @@ def history(session: Session, inv: Inventory, env: str) -> tuple[ExitCode, str]:
             continue
         for entry in release.history:
             entries.append({"host": host, **entry})
-    entries.sort(key=lambda entry: str(entry.get("started_at") or ""), reverse=True)
+    entries.sort(key=lambda entry: str(entry.get("time") or ""), reverse=True)
     for entry in entries:
-        rows.append([entry.get("started_at") or "-", entry.get("finished_at") or "-", entry["host"],
-                     entry.get("version") or "-", entry.get("outcome") or "-", entry.get("user") or "-",
-                     entry.get("slot") or "-", _short(entry.get("digest"))])
+        rows.append([entry.get("time") or "-", entry["host"], entry.get("version") or "-",
+                     entry.get("outcome") or "-", entry.get("by") or "-", entry.get("slot") or "-",
+                     _short(entry.get("image")), entry.get("rollout") or "-"])
     for line in _table(rows):
         _print(session, line)
     session.report["history"] = entries

@@ -1,7 +1,8 @@
 """The environment's deploy lock, held by erpctl for a whole staged rollout.
 
 Same file and host as deploy.yml's own lock (the erp_deploy role's lock entry point):
-``/var/lib/erp/deploy.lock`` on the environment's first load balancer, JSON ``{"by", "time", "version", "message", "run", "controller", "pid", "tool"}``.
+``/var/lib/erp/deploy.lock`` on the environment's first load balancer, JSON
+``{"by", "time", "version", "message", "run", "controller", "pid", "tool"}``.
 It is created with the shell's ``noclobber`` (O_EXCL), so of two concurrent rollouts only
 one gets it. deploy.yml receives ``erp_lock_id`` (= ``run``) and treats a lock with that
 run as its own: it proceeds, and leaves it for erpctl to release (see README.md).

@@ -1,16 +1,9 @@
 """The release state each app host keeps in /var/lib/erp/release.json, read back with slurp.
 
-The format (the contract with deploy.yml, see README.md)::
-
-    {"current": {"version", "digest", "slot", "deployed_at", "deployed_by"},
-     "history": [{"version", "digest", "slot", "started_at", "finished_at", "user", "outcome"}, ...]}
-
-History is oldest first. erpctl keeps no state of its own: status and history always
-come from the hosts.
-
-The spelling the deploy playbooks' release filters use (plugins/filter/release.py:
-``image``, ``time``, ``by``, ``current`` null on a fresh host, a ``previous`` record) is read
-too, so either side can move to the other's names.
+Its one schema is the collection's plugins/module_utils/_release.py (the erp_deploy role
+writes it): ``current`` and ``previous`` entries ``{"version", "slot", "image", "time",
+"by", "rollout"}``, ``history`` oldest first with an ``outcome`` each. erpctl keeps no state
+of its own: status and history always come from the hosts.
 """
 
 from __future__ import annotations
@@ -22,23 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from erpctl import contract
-
-CURRENT_FIELDS = ("version", "digest", "slot", "deployed_at", "deployed_by")
-HISTORY_FIELDS = ("version", "digest", "slot", "started_at", "finished_at", "user", "outcome")
-# erpctl's name -> the other names the same field has in the playbooks' release state.
-ALIASES = {"digest": ("image",), "deployed_at": ("time",), "deployed_by": ("by",), "started_at": ("time",),
-           "user": ("by",)}
+from erpctl._shared import release_schema
 
 
 def _pick(record: dict, fields) -> dict:
-    picked = {}
-    for key in fields:
-        value = record.get(key)
-        for alias in ALIASES.get(key, ()):
-            if value is None:
-                value = record.get(alias)
-        picked[key] = value
-    return picked
+    return {key: record.get(key) for key in fields}
 
 
 @dataclass
@@ -69,18 +50,14 @@ def parse_release_document(host: str, text: str) -> HostRelease:
         return HostRelease(host, error=f"{contract.RELEASE_FILE} is not JSON ({exc})")
     if not isinstance(document, dict):
         return HostRelease(host, error=f"{contract.RELEASE_FILE} is not a JSON object")
-    current = document.get("current")
-    history = document.get("history") or []
-    previous = document.get("previous")
-    if current is None:
-        current = {}  # a host prepared but never deployed to
-    elif not isinstance(current, dict) or not current.get("version"):
-        return HostRelease(host, error=f"{contract.RELEASE_FILE} has no current.version")
-    if not isinstance(history, list) or not all(isinstance(entry, dict) for entry in history):
-        return HostRelease(host, error=f"{contract.RELEASE_FILE}: history is not a list of objects")
-    return HostRelease(host, _pick(current, CURRENT_FIELDS) if current else {},
-                       [_pick(entry, HISTORY_FIELDS) for entry in history],
-                       _pick(previous, CURRENT_FIELDS) if isinstance(previous, dict) else None)
+    problem = release_schema.problem(document)
+    if problem:
+        return HostRelease(host, error=f"{contract.RELEASE_FILE}: {problem}")
+    state = release_schema.normalize_state(document)
+    current, previous = state["current"], state["previous"]
+    return HostRelease(host, _pick(current, release_schema.ENTRY_FIELDS) if current else {},
+                       [_pick(entry, release_schema.HISTORY_FIELDS) for entry in state["history"]],
+                       _pick(previous, release_schema.ENTRY_FIELDS) if previous else None)
 
 
 def decode_slurp(result: dict) -> str:

@@ -45,8 +45,8 @@ class FakeHost:
     other: str | None = None
 
     def document(self):
-        return {"current": {"version": self.version, "digest": f"sha256:{self.version}", "slot": self.slot,
-                            "deployed_at": "2026-11-27T10:00:00Z", "deployed_by": "ops"},
+        return {"current": {"version": self.version, "image": f"registry:5000/erp-app@sha256:{self.version}",
+                            "slot": self.slot, "time": "2026-11-27T10:00:00Z", "by": "ops", "rollout": "r0"},
                 "history": self.history}
 
 
@@ -132,8 +132,8 @@ class FakeRunner:
                 if lab.deploy_reports_wrong_version:
                     app.version = app.other
                 app.slot = OTHER_SLOT[app.slot]
-                app.history.append({"version": app.version, "outcome": "deployed",
-                                    "started_at": f"2026-11-27T12:00:0{lab.deploy_count}Z"})
+                app.history.append({"version": app.version, "slot": app.slot, "outcome": "deployed",
+                                    "time": f"2026-11-27T12:00:0{lab.deploy_count}Z"})
                 hosts[host] = HostOutcome("ok", {"changed": True}, "Start the new slot")
                 canceled = self._emit(event_handler, cancel_callback, [
                     {"event": "runner_on_ok", "event_data": {"host": host, "task": "Start the new slot",

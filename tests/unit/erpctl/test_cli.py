@@ -111,7 +111,7 @@ def test_history_newest_first(erpctl, lab):
     result = erpctl("history", "--env", "lab")
     assert result.code == 0
     rows = result.out.splitlines()[1:]
-    assert [row.split()[2] for row in rows] == ["app2", "app1"]
+    assert [row.split()[1] for row in rows] == ["app2", "app1"]
     assert all("1.1.0" in row for row in rows)
 
 
@@ -232,7 +232,7 @@ def test_runner_artifacts_keep_no_secret(tmp_path):
     assert secret == {"vault_erp_secret_key": "k", "erp_api_token": "t"}
 
 
-def test_release_state_in_the_playbooks_spelling():
+def test_release_state_as_the_deploy_writes_it():
     from erpctl.release import parse_release_document
 
     state = {"current": {"version": "1.1.0", "image": "registry:5000/erp-app@sha256:ab", "slot": "green",
@@ -241,10 +241,11 @@ def test_release_state_in_the_playbooks_spelling():
              "history": [{"version": "1.1.0", "slot": "green", "time": "t1", "by": "alice@ctl", "outcome": "deployed"}]}
     release = parse_release_document("app1", json.dumps(state))
     assert release.error is None
-    assert release.current == {"version": "1.1.0", "digest": "registry:5000/erp-app@sha256:ab", "slot": "green",
-                               "deployed_at": "2026-11-27T20:00:00+00:00", "deployed_by": "alice@ctl"}
+    assert release.current == {"version": "1.1.0", "image": "registry:5000/erp-app@sha256:ab", "slot": "green",
+                               "time": "2026-11-27T20:00:00+00:00", "by": "alice@ctl", "rollout": "r1"}
     assert release.previous["version"] == "1.0.0"
-    assert release.history[0]["user"] == "alice@ctl" and release.history[0]["started_at"] == "t1"
+    assert release.history[0]["by"] == "alice@ctl" and release.history[0]["time"] == "t1"
+    assert release.history[0]["outcome"] == "deployed"
     fresh = parse_release_document("app2", json.dumps({"current": None, "previous": None, "history": []}))
     assert fresh.error is None and fresh.version is None
 

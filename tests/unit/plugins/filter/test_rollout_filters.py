@@ -9,7 +9,8 @@ from ansible_collections.erp.ops.plugins.filter.rollout import FilterModule
 
 FILTERS = FilterModule().filters()
 
-SHOW_STAT = """# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status,weight
+SHOW_STAT = """\
+# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status,weight
 erp_public,FRONTEND,,,3,5,4096,10,0,0,0,0,0,,,,,OPEN,
 erp_app,lab-app1_blue,0,0,2,4,,9,0,0,,0,,0,0,0,0,UP,1
 erp_app,lab-app1_green,0,0,0,0,,0,0,0,,0,,0,0,0,0,MAINT,1

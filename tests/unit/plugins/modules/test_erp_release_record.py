@@ -80,3 +80,16 @@ def test_a_missing_directory_is_named(monkeypatch, tmp_path):
     outcome = run(monkeypatch, tmp_path / "absent")
     assert outcome.failed is True
     assert outcome.result["msg"] == f"directory of {tmp_path / 'absent' / 'release.json'} does not exist"
+
+
+@pytest.mark.parametrize(("state", "says"), [
+    ({"current": {"slot": "blue"}, "previous": None, "history": []}, "has no current.version"),
+    ({"current": None, "previous": None, "history": ["deployed"]}, "history is not a list of objects"),
+    ({"current": None, "previous": None, "history": {"v": 1}}, "history must be a list"),
+])
+def test_a_state_outside_the_schema_is_refused_and_nothing_is_written(monkeypatch, tmp_path, state, says):
+    outcome = run(monkeypatch, tmp_path, state=state)
+    assert outcome.failed is True
+    assert "refusing to write a bad release state" in outcome.result["msg"] and says in outcome.result["msg"]
+    assert not (tmp_path / "release.json").exists()
+    assert not (tmp_path / "audit.log").exists()
