@@ -152,17 +152,6 @@ def started_seconds_ago(state, now):
     return _seconds_ago((state or {}).get("StartedAt"), now)
 
 
-def finished_seconds_ago(state, now):
-    """Seconds since the container last stopped, from ``State.FinishedAt``; None if unknown."""
-    return _seconds_ago((state or {}).get("FinishedAt"), now)
-
-
-def stopped_cleanly(state):
-    """The container exited by itself with code 0 (the app does so after SIGTERM)."""
-    return (state is not None and not state.get("Running") and state.get("Status") == "exited"
-            and state.get("ExitCode") == 0 and not state.get("OOMKilled"))
-
-
 def is_draining(probed):
     """The endpoint answered that the app is shutting down (docs/app-contract.md, section 5:
     after SIGTERM readiness fails at once with ``process:readiness`` saying so, the app
@@ -206,13 +195,12 @@ def _endpoint_check(prefix, path):
 
 
 def judge_slot(slot, address, endpoints, inspect, fetch, timeout, now, start_grace=0, live=None):
-    """Results of one slot, and its phase: ``ready``, ``booting``, ``draining``, ``idle``,
-    ``stopped`` or ``down``.
+    """Results of one slot, and its phase: ``ready``, ``booting``, ``draining``, ``idle``
+    or ``down``.
 
     ``live=None``: no release state says which slot serves, so a missing or cleanly stopped
     container is idle and a running one is judged. ``live=True``: the release state says
-    this slot serves, so it must run: a missing or stopped container fails (``stopped``
-    when it exited cleanly, which ``app_results`` checks for a switch in progress).
+    this slot serves, so it must run: a missing or stopped container fails.
 
     A running container that started less than ``start_grace`` seconds ago is ``booting``
     and one whose readiness says it is shutting down is ``draining``: their failing
@@ -230,7 +218,7 @@ def judge_slot(slot, address, endpoints, inspect, fetch, timeout, now, start_gra
         container = result(name, FAIL, f"{container['detail']}, but the release state says slot {slot['name']} "
                                        "is live")
     if container["status"] != OK:
-        phase = "idle" if container["status"] == IDLE else "stopped" if stopped_cleanly(state) else "down"
+        phase = "idle" if container["status"] == IDLE else "down"
         return [container, *(result(check, container["status"], container["detail"]) for check in checks)], phase
 
     age = started_seconds_ago(state, now)
@@ -296,17 +284,15 @@ def app_serving_result(slot_results, endpoints):
     return result("app_serving", FAIL, "no app slot is ready" + (f": {'; '.join(reasons)}" if reasons else ""))
 
 
-def live_serving_result(slot_name, version, phase, slot_results, handover=None):
+def live_serving_result(slot_name, version, phase, slot_results):
     """``app_serving`` from the live slot's phase: only a live slot that is down fails."""
     where = f"slot {slot_name} (release {version})"
     if phase == "ready":
         return result("app_serving", OK, f"serving from {where}")
-    if phase == "switching":
-        return result("app_serving", OK, f"serving from slot {handover}, which {where} is handing over to")
     if phase == "booting":
         return result("app_serving", IDLE, f"{where} is starting")
     if phase == "draining":
-        return result("app_serving", IDLE, f"{where} is stopping: slots are being switched")
+        return result("app_serving", IDLE, f"{where} is stopping")
     reasons = [r["detail"] for r in slot_results if r["status"] == FAIL]
     return result("app_serving", FAIL, f"{where}, live, is not ready" + (f": {'; '.join(reasons)}" if reasons else ""))
 
@@ -314,9 +300,8 @@ def live_serving_result(slot_name, version, phase, slot_results, handover=None):
 def judge_confirmed(slot, address, endpoints, inspect, fetch, timeout, now, start_grace=0, live=None, confirm=0,
                     sleep=time.sleep):
     """``judge_slot``, but a running slot found down is judged again every second for up to
-    ``confirm`` seconds, and counts as down only if it stays so: a slot caught between the
-    end of its drain and its exit (it refuses connections while its container still runs,
-    up to the app's shutdown grace) is then seen stopped, and a passing hiccup passes."""
+    ``confirm`` seconds, and counts as down only if it stays so: a passing hiccup (a slow
+    answer, a connection refused for a moment) raises no alarm."""
     judged, phase = judge_slot(slot, address, endpoints, inspect, fetch, timeout, now, start_grace, live)
     waited = 0
     while phase == "down" and judged[0]["status"] == OK and waited < confirm:
@@ -327,39 +312,15 @@ def judge_confirmed(slot, address, endpoints, inspect, fetch, timeout, now, star
     return judged, phase
 
 
-def handover_slot(live, others, address, endpoints, inspect, fetch, timeout, now, switch_grace):
-    """The slot a switch is handing traffic over to, or None.
-
-    deploy.yml and rollback.yml start and gate the new slot, send it traffic, drain and
-    stop the old one, and only then record the new live slot: for that while the release
-    state names a slot that stopped cleanly, and a slot started after it serves. That is
-    a switch in progress for up to ``switch_grace`` seconds after the stop.
-    """
-    try:
-        state = inspect(live["container"])
-        stopped = finished_seconds_ago(state, now)
-        if not stopped_cleanly(state) or stopped is None or stopped >= switch_grace:
-            return None
-        live_started = started_seconds_ago(state, now)
-        for slot in others:
-            other = inspect(slot["container"])
-            started = started_seconds_ago(other, now)
-            if not (other or {}).get("Running") or started is None or live_started is None or started >= live_started:
-                continue
-            if judge_slot(slot, address, endpoints, inspect, fetch, timeout, now)[1] == "ready":
-                return slot["name"]
-    except (RuntimeError, OSError, ValueError, subprocess.SubprocessError):
-        return None
-    return None
-
-
-def app_results(slots, address, endpoints, inspect, fetch, timeout, now, start_grace=0, switch_grace=0,
+def app_results(slots, address, endpoints, inspect, fetch, timeout, now, start_grace=0,
                 release_state_file="", confirm=0, sleep=time.sleep):
     """Every app check of the host: ``app_release_state``, each slot's, and ``app_serving``.
 
     With a release state file, only the slot it names as live is judged; the other slot
-    (retired, kept for rollback, or being started by a deploy) is idle whatever it does,
-    so a switch between slots raises no alarm (``handover_slot``). Without one
+    (retired, kept for rollback, or being started by a deploy) is idle whatever it does.
+    A deploy or rollback records the new live slot once traffic reaches it and before the
+    old slot stops, so the live slot runs throughout a switch and a stopped live slot is
+    a real failure. Without one
     (``release_state_file`` empty, or the file unreadable) every slot is judged by what
     runs and the host serves while any slot is ready. A running slot found down is
     confirmed (``judge_confirmed``).
@@ -379,16 +340,7 @@ def app_results(slots, address, endpoints, inspect, fetch, timeout, now, start_g
         slot_results = [r for slot in slots for r in idle_slot_results(slot, endpoints, inspect, why)]
         return [release, *slot_results, result("app_serving", IDLE, why)]
     live = next(slot for slot in slots if slot["name"] == current["slot"])
-    others = [slot for slot in slots if slot is not live]
     live_results, phase = judged(live, live=True)
-    handover = None
-    if phase == "stopped":
-        handover = handover_slot(live, others, address, endpoints, inspect, fetch, timeout, now, switch_grace)
-    if handover:
-        phase = "switching"
-        detail = (f"stopped, handing over to slot {handover}, which serves: slots are being switched and the "
-                  "release state names the new live slot next")
-        live_results = [result(r["name"], IDLE, detail) for r in live_results]
     results = [release]
     for slot in slots:
         if slot is live:
@@ -396,7 +348,7 @@ def app_results(slots, address, endpoints, inspect, fetch, timeout, now, start_g
         else:
             results += idle_slot_results(slot, endpoints, inspect,
                                          f"not live (the release state says slot {live['name']} is)")
-    return [*results, live_serving_result(live["name"], current.get("version"), phase, live_results, handover)]
+    return [*results, live_serving_result(live["name"], current.get("version"), phase, live_results)]
 
 
 def db_results(container, user, inspect, run=subprocess.run):
@@ -695,7 +647,6 @@ def run_checks(config, inspect=docker_state, fetch=urllib_fetch, run=subprocess.
         results.extend(app_results(config["app_slots"], config.get("address", "127.0.0.1"),
                                    config.get("app_endpoints") or list(_health.DEFAULT_CHECKS), inspect, fetch,
                                    timeout, now, start_grace=float(config.get("start_grace_seconds", 0)),
-                                   switch_grace=float(config.get("switch_grace_seconds", 0)),
                                    release_state_file=config.get("release_state_file") or "",
                                    confirm=int(config.get("confirm_seconds", 0))))
     if config.get("db_container"):

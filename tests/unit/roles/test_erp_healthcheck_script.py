@@ -359,7 +359,7 @@ def answers(port, ready=PASS, live=PASS, database=PASS):
             f"http://127.0.0.1:{port}/health/database": database}
 
 
-def judge(tmp_path, states, table, release_file, now=NOW, switch_grace=20):
+def judge(tmp_path, states, table, release_file, now=NOW):
     def inspect(container):
         return states.get(container)
 
@@ -369,7 +369,7 @@ def judge(tmp_path, states, table, release_file, now=NOW, switch_grace=20):
         return _fetch_from(table)(url, timeout)
 
     results = hc.app_results(SLOTS, "127.0.0.1", ENDPOINTS, inspect, fetch, 3, now, start_grace=120,
-                             switch_grace=switch_grace, release_state_file=release_file)
+                             release_state_file=release_file)
     return {r["name"]: r for r in results}
 
 
@@ -413,8 +413,8 @@ def test_release_state_result(tmp_path, text, status, words):
                      answers(8001), "ok", "ok", id="new slot restarting in a loop"),
         pytest.param(running(), running(STARTED_LATER), {**answers(8001, ready=DRAINING), **answers(8002)}, "idle",
                      "idle", id="switch: live slot draining, the new one serves"),
-        pytest.param(exited(0, "2027-01-15T07:59:55Z"), running(STARTED_LATER), answers(8002), "idle", "ok",
-                     id="switch: live slot stopped 5 s ago, the new one serves, release state not written yet"),
+        pytest.param(exited(0, "2027-01-15T07:59:55Z"), running(STARTED_LATER), answers(8002), "fail", "fail",
+                     id="live slot stopped 5 s ago, a newer slot serves: never a switch (deploys record first)"),
         pytest.param(exited(0, "2027-01-15T07:59:45Z"), running(STARTED_LATER), {**answers(8002, ready=DB_DOWN)},
                      "fail", "fail", id="live slot stopped, the other one runs but is not ready"),
         pytest.param(exited(0, "2027-01-15T07:59:45Z"), running(), answers(8002), "fail", "fail",
@@ -425,8 +425,6 @@ def test_release_state_result(tmp_path, text, status, words):
                      id="live slot restarted 30 s ago, not ready yet"),
         pytest.param(exited(0, "2027-01-15T07:58:00Z"), exited(0, "2027-01-15T07:00:00Z"), {}, "fail", "fail",
                      id="live slot stopped 2 min ago"),
-        pytest.param(exited(0, "2027-01-15T07:58:00Z"), running(STARTED_LATER), answers(8002), "fail", "fail",
-                     id="other slot serves but the release state was not written within the switch grace"),
         pytest.param(exited(137, "2027-01-15T07:59:55Z"), None, {}, "fail", "fail", id="live slot crashed"),
         pytest.param(exited(0, "2027-01-15T07:59:55Z", oom=True), None, {}, "fail", "fail",
                      id="live slot killed for lack of memory"),
@@ -461,16 +459,18 @@ def test_only_the_live_slot_is_judged(tmp_path, blue, green, table, expected, se
         assert results["app_serving"]["detail"].startswith("slot blue (release 1.0.0), live, is not ready: ")
 
 
-def test_a_switch_in_progress_explains_itself(tmp_path):
+def test_a_draining_live_slot_is_idle_and_a_stopped_one_fails_even_when_the_other_slot_serves(tmp_path):
     results = judge(tmp_path, {"erp-app-blue": running(), "erp-app-green": running(STARTED_LATER)},
                     {**answers(8001, ready=DRAINING), **answers(8002)}, release(tmp_path, "blue"))
     assert results["app_blue_ready"]["detail"].startswith("draining (the app is stopping): ")
-    assert results["app_serving"]["detail"] == "slot blue (release 1.0.0) is stopping: slots are being switched"
+    assert results["app_serving"] == hc.result("app_serving", "idle", "slot blue (release 1.0.0) is stopping")
+    # Deploys record the new live slot before the old one stops: a live slot stopped is never a switch.
     stopped = judge(tmp_path, {"erp-app-blue": exited(0, "2027-01-15T07:59:55Z"),
                                "erp-app-green": running(STARTED_LATER)}, answers(8002), release(tmp_path, "blue"))
-    assert stopped["app_blue_container"]["detail"].startswith("stopped, handing over to slot green, which serves")
-    assert stopped["app_serving"]["detail"] == ("serving from slot green, which slot blue (release 1.0.0) is "
-                                                "handing over to")
+    assert stopped["app_blue_container"]["status"] == "fail"
+    assert "the release state says slot blue is live" in stopped["app_blue_container"]["detail"]
+    assert stopped["app_green_ready"]["status"] == "idle"
+    assert stopped["app_serving"]["status"] == "fail"
 
 
 @pytest.mark.parametrize("text", [None, '{"current": null, "previous": {"version": "1.0.0", "slot": "blue"}}'])
@@ -530,14 +530,14 @@ class StoppingSlot:
 @pytest.mark.parametrize(
     ("exits_after", "sleeps", "serving", "words"),
     [
-        (3, [1, 1, 1], "ok", "serving from slot green, which slot blue (release 1.0.0) is handing over to"),
+        (3, [1, 1, 1], "fail", "live, is not ready: container erp-app-blue is exited (exit code 0)"),
         (None, [1] * 10, "fail", "live, is not ready"),
     ],
 )
 def test_a_running_live_slot_that_refuses_is_confirmed_before_it_fails(tmp_path, exits_after, sleeps, serving, words):
     slot = StoppingSlot(exits_after)
     results = hc.app_results(SLOTS, "127.0.0.1", ENDPOINTS, slot.inspect, slot.fetch, 3, NOW, start_grace=120,
-                             switch_grace=20, release_state_file=release(tmp_path, "blue"), confirm=10,
+                             release_state_file=release(tmp_path, "blue"), confirm=10,
                              sleep=slot.sleep)
     by_name = {r["name"]: r for r in results}
     assert slot.sleeps == sleeps
@@ -556,19 +556,20 @@ def test_a_crashed_live_slot_fails_at_once_without_confirming(tmp_path):
 
 
 def test_a_deploy_switching_slots_announces_nothing_and_a_real_stop_is_announced_once(tmp_path):
-    """Scheduled runs through a whole blue -> green switch as deploy.yml does it
-    (the erp_deploy role's switch, then record entry points), then the live slot stopped by
-    hand: only that stop reaches the webhook, at the first run after it stopped."""
+    """Scheduled runs through a whole blue -> green switch as deploy.yml does it (the
+    erp_deploy role's switch entry point: start green, move traffic, record green as live,
+    stop blue), then the live slot stopped by hand: only that stop reaches the webhook, at
+    the first run after it stopped."""
     started_green = "2027-01-15T08:00:10Z"
     timeline = [
         # (seconds after NOW, live slot in release.json, blue, green, answers)
         (0, "blue", running(), None, answers(8001)),
         (10, "blue", running(), running(started_green), {**answers(8001), **answers(8002, ready=DB_DOWN)}),
         (20, "blue", running(), running(started_green), {**answers(8001), **answers(8002)}),
-        (26, "blue", running(), running(started_green), {**answers(8001, ready=DRAINING), **answers(8002)}),
-        (31, "blue", exited(0, "2027-01-15T08:00:29Z"), running(started_green), answers(8002)),
-        # a slow controller: the switch is recorded 45 s after the old slot stopped (seen on the lab)
-        (60, "blue", exited(0, "2027-01-15T08:00:29Z"), running(started_green), answers(8002)),
+        # traffic is on green and green is recorded live; blue drains, then stops
+        (26, "green", running(), running(started_green), {**answers(8001, ready=DRAINING), **answers(8002)}),
+        (31, "green", running(), running(started_green), answers(8002)),
+        (60, "green", exited(0, "2027-01-15T08:00:29Z"), running(started_green), answers(8002)),
         (74, "green", exited(0, "2027-01-15T08:00:29Z"), running(started_green), answers(8002)),
         (95, "green", exited(0, "2027-01-15T08:00:29Z"), running(started_green), answers(8002)),
         # someone stops the live slot: it drains, stops, and stays stopped
@@ -581,7 +582,7 @@ def test_a_deploy_switching_slots_announces_nothing_and_a_real_stop_is_announced
     state, announced = {}, []
     for offset, live, blue, green, table in timeline:
         results = list(judge(tmp_path, {"erp-app-blue": blue, "erp-app-green": green}, table,
-                             release(tmp_path, live), now=NOW + offset, switch_grace=600).values())
+                             release(tmp_path, live), now=NOW + offset).values())
         state, changes, repeats = hc.plan_notifications(state, results, NOW + offset, HOUR)
         if changes or repeats:
             announced.append((offset, sorted(c["check"] for c in changes + repeats)))
