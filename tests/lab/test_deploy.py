@@ -1,9 +1,10 @@
 """deploy.yml and rollback.yml against the lab, as an operator runs them, under user traffic.
 
 Order matters and is the file's order: the module fixture deploys 1.0.0 first (the lab
-starts with no ERP), then an upgrade under load, an idempotent second run, the lock, a
-rollback, a build that turns bad after the canary passed (it must end with every app host
-back on the release it ran before and no failed user request), and a host lost mid-rollout.
+starts with no ERP), then an upgrade under load, an idempotent second run, the lock (taken
+with lock.yml as for maintenance), a rollback, a build that turns bad after the canary
+passed (it must end with every app host back on the release it ran before and no failed
+user request), and a host lost mid-rollout.
 During the upgrade and the rollback the hosts' own health check runs over and over: switching
 slots must never look like a failure to it (no alarm for a deploy). Short bake times and
 deadlines keep the module within minutes; the production values live in the inventories.
@@ -100,21 +101,39 @@ def test_second_deploy_of_the_same_release_changes_nothing(deployed):
     assert all(stats[h.name]["changed"] == 0 for h in deployed.values() if h.group in ("erp_app", "erp_db"))
 
 
-def test_deploy_is_refused_while_another_holds_the_lock(deployed):
+def test_a_maintenance_lock_refuses_deploys_until_it_is_released(deployed):
+    """lock.yml as an operator holding the environment for maintenance: deploys refuse,
+    naming the holder and the message, until lock.yml releases it."""
     lb = next(h for h in deployed.values() if h.group == "erp_lb")
-    lock = json.dumps({"by": "alice@elsewhere", "time": "2026-11-27T10:00:00Z", "version": "9.9.9",
-                       "message": "hotfix in progress", "run": "other", "controller": "elsewhere", "pid": 1})
     before = current_versions(deployed)
-    lb.ssh(f"echo '{lock}' | sudo tee /var/lib/erp/deploy.lock >/dev/null")
+    taken = playbook("lock.yml", "-l", "lab", "-e", "erp_lock_action=acquire",
+                     "-e", "erp_deploy_message='database maintenance'", timeout=120)
     try:
+        assert taken.returncode == 0, taken.output[-3000:]
+        assert "database maintenance" in lb.ssh("sudo cat /var/lib/erp/deploy.lock").stdout
         proc = playbook("deploy.yml", "-l", "lab", "-e", "erp_version=1.1.0", *QUICK, timeout=400)
         assert proc.returncode != 0
-        assert "Deploy lock held by alice@elsewhere" in proc.output and "hotfix in progress" in proc.output
+        assert "Deploy lock held by" in proc.output and "database maintenance" in proc.output
         assert "PLAY [Take the deploy lock]" not in proc.output
         assert current_versions(deployed) == before
-        assert "alice@elsewhere" in lb.ssh("sudo cat /var/lib/erp/deploy.lock").stdout
+        # the lock outlives the ansible-playbook that took it: a second try is refused too
+        again = playbook("lock.yml", "-l", "lab", "-e", "erp_lock_action=check", timeout=120)
+        assert again.returncode != 0 and "database maintenance" in again.output
+        status = playbook("lock.yml", "-l", "lab", timeout=120)
+        assert status.returncode == 0 and "(database maintenance, run " in status.output
     finally:
-        lb.ssh("sudo rm -f /var/lib/erp/deploy.lock")
+        released = playbook("lock.yml", "-l", "lab", "-e", "erp_lock_action=release", timeout=120)
+    assert released.returncode == 0 and "-> released" in released.output, released.output[-3000:]
+    assert lb.ssh("test -e /var/lib/erp/deploy.lock", check=False).returncode != 0
+
+
+def test_a_release_the_registry_lacks_is_refused_before_the_lock(deployed):
+    lb = next(h for h in deployed.values() if h.group == "erp_lb")
+    proc = playbook("lock.yml", "-l", "lab", "-e", "erp_lock_action=acquire", "-e", "erp_version=0.0.404",
+                    timeout=120)
+    assert proc.returncode != 0
+    assert "erp-app:0.0.404 is not in the registry" in proc.output and "asked from app1" in proc.output
+    assert lb.ssh("test -e /var/lib/erp/deploy.lock", check=False).returncode != 0
 
 
 def test_rollback_returns_every_host_to_the_previous_release(deployed):

@@ -124,10 +124,11 @@ def rollback(session: Session, inv: Inventory, env: str, to: str | None, only_ho
 
 def lock_status(session: Session, inv: Inventory, env: str) -> tuple[ExitCode, str]:
     inv.check_env(env)
-    state = lock.read_lock(session.runner, lock.lock_host(inv, env), session.run_dir)
+    lock.require_lock_host(inv, env)
+    state = lock.status(session.runner, env, session.run_dir)
     session.report["lock"] = {"host": state.host, "holder": state.holder, "error": state.error}
     if state.error:
-        return ExitCode.FAILED, f"deploy lock of {env} on {state.host} unreadable: {state.error}"
+        return ExitCode.FAILED, f"deploy lock of {env} unreadable: {state.error}"
     text = f"deploy lock of {env}: {state.describe()}"
     _print(session, text)
     return ExitCode.OK, text
@@ -135,17 +136,18 @@ def lock_status(session: Session, inv: Inventory, env: str) -> tuple[ExitCode, s
 
 def lock_release(session: Session, inv: Inventory, env: str, confirm) -> tuple[ExitCode, str]:
     inv.check_env(env)
-    host = lock.lock_host(inv, env)
-    state = lock.read_lock(session.runner, host, session.run_dir)
+    lock.require_lock_host(inv, env)
+    state = lock.status(session.runner, env, session.run_dir)
     if state.error:
-        return ExitCode.FAILED, f"deploy lock of {env} on {host} unreadable: {state.error}"
+        return ExitCode.FAILED, f"deploy lock of {env} unreadable: {state.error}"
     if not state.held:
         return ExitCode.OK, f"deploy lock of {env} is free"
-    session.report["lock"] = {"host": host, "holder": state.holder}
+    session.report["lock"] = {"host": state.host, "holder": state.holder}
     confirm(f"Break the deploy lock of {env} ({state.describe()})?")
-    if lock.force_release(session.runner, host, session.run_dir):
+    released = lock.force_release(session.runner, env, session.run_dir)
+    if released.error is None and released.changed:
         return ExitCode.OK, f"deploy lock of {env} released (was {state.describe()})"
-    return ExitCode.FAILED, f"could not remove {contract.LOCK_FILE} on {host}"
+    return ExitCode.FAILED, f"deploy lock of {env} not released: {released.error or 'lock.yml changed nothing'}"
 
 
 def backup(session: Session, inv: Inventory, env: str) -> tuple[ExitCode, str]:

@@ -12,6 +12,7 @@ from erpctl._shared import names
 DEPLOY_PLAYBOOK = "playbooks/deploy.yml"
 ROLLBACK_PLAYBOOK = "playbooks/rollback.yml"
 BACKUP_PLAYBOOK = "playbooks/backup.yml"
+LOCK_PLAYBOOK = "playbooks/lock.yml"
 
 # Inventory: each environment is a group with these children.
 APP_GROUP = names.APP_GROUP
@@ -29,6 +30,13 @@ VAR_ROLLOUT_HOSTS = "erp_rollout_hosts"
 VAR_ROLLOUT_BATCHES = "erp_rollout_batches"
 VAR_ROLLOUT_STAGE = "erp_rollout_stage"
 VAR_LOCK_ID = "erp_lock_id"
+# Extra variables of lock.yml (erpctl/lock.py): what to do with the lock (status, check,
+# acquire, release), the run id it is taken or released as, the process it lives as long
+# as, and the message recorded in it.
+VAR_LOCK_ACTION = "erp_lock_action"
+VAR_LOCK_RUN = "erp_lock_run"
+VAR_LOCK_PID = "erp_lock_pid"
+VAR_DEPLOY_MESSAGE = "erp_deploy_message"
 # Extra variables of rollback.yml: the hosts to put back (and erp_version when the target
 # release is known; without it rollback.yml takes the previous good release from history).
 VAR_ROLLBACK_HOSTS = "erp_rollback_hosts"
@@ -38,11 +46,11 @@ VAR_ROLLBACK_HOSTS = "erp_rollback_hosts"
 # release.json in that run, {host: state}. A stage is verified from it, without reading
 # every host again.
 STATS_RELEASE_STATES = "erp_release_states"
+# What lock.yml hands back: {"host", "action", "holder" (the lock document or null), "changed"}.
+STATS_LOCK = "erp_lock"
 
 # Files on the app hosts (docs/conventions.md: /var/lib/erp holds the deploy's state).
 RELEASE_FILE = names.RELEASE_FILE
-# The deploy lock, on the environment's first erp_lb host (the erp_deploy role's lock host).
-LOCK_FILE = names.LOCK_FILE
 
 # Address of each app slot: http://{erp_internal_address}:{port}; the ports can be set per
 # host or group with erp_app_slot_ports (docs/conventions.md: blue 8001, green 8002).
@@ -53,16 +61,6 @@ DEFAULT_SLOT_PORTS = dict(names.SLOT_PORTS)
 # it passes /health to the app backends; the public frontend refuses /health*.
 LB_PORT_VAR = "erp_lb_internal_port"
 DEFAULT_LB_PORT = 8404
-
-# Where the release's image is asked for, templated by Ansible on the first app host with the
-# same expressions as deploy.yml's preflight (roles/erp_deploy/vars/main.yml), which that host can
-# resolve (the lab's registry:5000 is a name on the lab network only).
-REGISTRY_URL_EXPR = "{{ erp_registry_url | default('https://' ~ erp_registry) }}"
-REPOSITORY_PATH_EXPR = ("{{ erp_app_image_repository | default(erp_registry ~ '/erp-app') "
-                        "| regex_replace('^[^/]+/', '') }}")
-MANIFEST_ACCEPT = ("application/vnd.docker.distribution.manifest.v2+json, "
-                   "application/vnd.docker.distribution.manifest.list.v2+json, "
-                   "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json")
 
 HEALTH_PATH = "/health"
 METRICS_PATH = "/health/metrics"

@@ -1,48 +1,34 @@
-"""The environment's deploy lock, held by erpctl for a whole staged rollout.
+"""The environment's deploy lock, through ``playbooks/lock.yml`` (the erp_deploy role's
+``lock_manage`` entry point): erpctl never touches the lock file itself.
 
-Same file and host as deploy.yml's own lock (the erp_deploy role's lock entry point):
-``/var/lib/erp/deploy.lock`` on the environment's first load balancer, JSON
-``{"by", "time", "version", "message", "run", "controller", "pid", "tool"}``.
-It is created with the shell's ``noclobber`` (O_EXCL), so of two concurrent rollouts only
-one gets it. deploy.yml receives ``erp_lock_id`` (= ``run``) and treats a lock with that
-run as its own: it proceeds, and leaves it for erpctl to release (see README.md).
+A staged rollout asks lock.yml to ``check`` (the registry has the release, nobody holds
+the lock) before its plan, ``acquire``\\s it as its own run id for erpctl's process
+(``erp_lock_pid``: deploy.yml on this controller breaks it once that process is gone), passes
+that id to every stage (``erp_lock_id``: a stage neither takes nor releases it) and
+``release``\\s it at the end. lock.yml hands back ``{"erp_lock": {"host", "action", "holder",
+"changed"}}`` with set_stats; a refusal is the playbook's own message.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import shlex
-import socket
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 from erpctl import contract
 from erpctl.errors import ErpctlError
-from erpctl.release import decode_slurp
-from erpctl.report import iso, utc_now, who
-
-_ACQUIRE = (f"mkdir -p {shlex.quote(str(Path(contract.LOCK_FILE).parent))} && "
-            f"set -C && cat > {shlex.quote(contract.LOCK_FILE)}")
-_RELEASE_OWN = f'if grep -qF -- "$1" {shlex.quote(contract.LOCK_FILE)} 2>/dev/null; then rm -f {contract.LOCK_FILE}; fi'
-
-
-def lock_host(inventory, env: str) -> str:
-    """Where the environment's lock lives: its first LB, as for deploy.yml (which refuses an
-    environment without one)."""
-    hosts = inventory.env_hosts(env, contract.LB_GROUP)
-    if not hosts:
-        raise ErpctlError(f"environment {env!r} has no {contract.LB_GROUP} host: deploy.yml keeps the lock there")
-    return hosts[0]
+from erpctl.runner import RunResult
 
 
 @dataclass
 class LockState:
-    """``holder``: the lock document when held; ``error``: why it could not be read."""
+    """What lock.yml found: ``holder`` is the lock document (None: free); ``changed`` whether
+    the run took or released it; ``error`` why the run failed (its own message)."""
 
-    host: str
+    host: str | None = None
     holder: dict | None = None
+    changed: bool = False
     error: str | None = None
 
     @property
@@ -53,60 +39,66 @@ class LockState:
         if self.holder is None:
             return "free"
         doc = self.holder
-        by = doc.get("by") or doc.get("user") or "?"
-        since = doc.get("time") or doc.get("started_at") or "?"
-        return (f"held by {by} since {since} for {doc.get('version', '?')} "
+        release = doc.get("version") or "no release"
+        return (f"held by {doc.get('by') or '?'} since {doc.get('time') or '?'} for {release} "
                 f"({doc.get('message') or 'no message'}) on {self.host}")
 
 
-def read_lock(runner, host: str, private_data_dir: Path, ident: str = "lock-read") -> LockState:
-    run = runner.adhoc(module="ansible.builtin.stat", module_args=json.dumps({"path": contract.LOCK_FILE}),
-                       host_pattern=host, private_data_dir=private_data_dir, ident=f"{ident}-stat")
-    outcome = run.hosts.get(host)
-    if outcome is None or outcome.status != "ok":
-        return LockState(host, error=(outcome.message or outcome.status) if outcome else "no answer")
-    if not (outcome.result.get("stat") or {}).get("exists"):
-        return LockState(host)
-    run = runner.adhoc(module="ansible.builtin.slurp", module_args=json.dumps({"src": contract.LOCK_FILE}),
-                       host_pattern=host, private_data_dir=private_data_dir, ident=f"{ident}-content")
-    outcome = run.hosts.get(host)
-    if outcome is None or outcome.status != "ok":
-        message = (outcome.message or outcome.status) if outcome else "no answer"
-        # Gone between the two reads: released meanwhile.
-        return LockState(host) if "not found" in message.lower() else LockState(host, error=message)
-    try:
-        document = json.loads(decode_slurp(outcome.result))
-    except ValueError:
-        document = None
-    return LockState(host, document if isinstance(document, dict) else {"message": "unreadable lock file"})
+def new_run_id() -> str:
+    return f"erpctl-{uuid.uuid4().hex}"
 
 
-def new_lock_document(version: str, message: str | None) -> dict:
-    return {"by": who(), "time": iso(utc_now()), "version": version, "message": message or "",
-            "run": f"erpctl-{uuid.uuid4().hex}", "controller": socket.gethostname(), "pid": os.getpid(),
-            "tool": "erpctl"}
+def _state(run: RunResult) -> LockState:
+    found = run.artifact_data.get(contract.STATS_LOCK)
+    found = found if isinstance(found, dict) else {}
+    error = None if run.ok else ("; ".join(run.failures()) or f"lock.yml ended {run.status}")
+    holder = found.get("holder")
+    return LockState(host=found.get("host"), holder=holder if isinstance(holder, dict) else None,
+                     changed=bool(found.get("changed")), error=error)
 
 
-def acquire(runner, host: str, document: dict, private_data_dir: Path) -> bool:
-    """Create the lock on ``host``; False when it exists (or cannot be created)."""
-    args = {"argv": ["sh", "-c", _ACQUIRE], "stdin": json.dumps(document)}
-    run = runner.adhoc(module="ansible.builtin.command", module_args=json.dumps(args),
-                       host_pattern=host, private_data_dir=private_data_dir, ident="lock-acquire")
-    outcome = run.hosts.get(host)
-    return outcome is not None and outcome.status == "ok"
+def run_lock(runner, env: str, action: str, private_data_dir: Path, ident: str, extra_vars: dict | None = None,
+             **variables) -> LockState:
+    """lock.yml with erp_lock_action=``action``, the operator's ``extra_vars`` and the given
+    variables (None: unset)."""
+    extravars = {**(extra_vars or {}), contract.VAR_LOCK_ACTION: action,
+                 **{key: value for key, value in variables.items() if value is not None}}
+    run = runner.playbook(playbook=contract.LOCK_PLAYBOOK, limit=env, extravars=extravars,
+                          private_data_dir=private_data_dir, ident=ident)
+    return _state(run)
 
 
-def release_own(runner, host: str, run_id: str, private_data_dir: Path) -> bool:
-    """Remove the lock where it carries ``run_id``; another run's lock is left alone."""
-    args = {"argv": ["sh", "-c", _RELEASE_OWN, "sh", f'"run": "{run_id}"']}
-    run = runner.adhoc(module="ansible.builtin.command", module_args=json.dumps(args),
-                       host_pattern=host, private_data_dir=private_data_dir, ident="lock-release")
-    return run.ok
+def check(runner, env: str, version: str, private_data_dir: Path, extra_vars: dict | None = None) -> LockState:
+    return run_lock(runner, env, "check", private_data_dir, "lock-check", extra_vars,
+                    **{contract.VAR_VERSION: version})
 
 
-def force_release(runner, host: str, private_data_dir: Path) -> bool:
+def acquire(runner, env: str, version: str, message: str | None, run_id: str, private_data_dir: Path,
+            extra_vars: dict | None = None) -> LockState:
+    state = run_lock(runner, env, "acquire", private_data_dir, "lock-acquire", extra_vars,
+                     **{contract.VAR_VERSION: version, contract.VAR_DEPLOY_MESSAGE: message or "",
+                        contract.VAR_LOCK_RUN: run_id, contract.VAR_LOCK_PID: os.getpid()})
+    if state.error is None and not state.changed:
+        state.error = "lock.yml reported the lock as not taken"
+    return state
+
+
+def release_own(runner, env: str, run_id: str, private_data_dir: Path, extra_vars: dict | None = None) -> bool:
+    """Release the lock ``run_id`` holds; another run's lock is left alone."""
+    return run_lock(runner, env, "release", private_data_dir, "lock-release", extra_vars,
+                    **{contract.VAR_LOCK_RUN: run_id}).error is None
+
+
+def status(runner, env: str, private_data_dir: Path) -> LockState:
+    return run_lock(runner, env, "status", private_data_dir, "lock-status")
+
+
+def force_release(runner, env: str, private_data_dir: Path) -> LockState:
     """``erpctl lock release``: remove whatever lock is there (a stale one after a crash)."""
-    run = runner.adhoc(module="ansible.builtin.file",
-                       module_args=json.dumps({"path": contract.LOCK_FILE, "state": "absent"}),
-                       host_pattern=host, private_data_dir=private_data_dir, ident="lock-force-release")
-    return run.ok
+    return run_lock(runner, env, "release", private_data_dir, "lock-force-release")
+
+
+def require_lock_host(inventory, env: str) -> None:
+    """lock.yml (and deploy.yml) keep the lock on the environment's first LB: refuse early."""
+    if not inventory.env_hosts(env, contract.LB_GROUP):
+        raise ErpctlError(f"environment {env!r} has no {contract.LB_GROUP} host: deploy.yml keeps the lock there")

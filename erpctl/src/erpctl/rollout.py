@@ -3,7 +3,6 @@ analysis after each, and on any failure (or Ctrl-C) rollback.yml for every host 
 
 from __future__ import annotations
 
-import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
@@ -13,7 +12,6 @@ from erpctl.errors import ErpctlError, ExitCode
 from erpctl.inventory import Inventory, app_base_url, lb_base_url
 from erpctl.progress import redact_variables
 from erpctl.release import HostRelease, read_releases, releases_from_stats
-from erpctl.runner import RunResult
 from erpctl.session import Session
 from erpctl.stages import DEFAULT_STAGES, Stage, plan_stages, stages_text
 
@@ -95,12 +93,14 @@ class Rollout:
                 app_base_url(host, self.inv.hostvars(host), next(iter(contract.DEFAULT_SLOT_PORTS)))
             for host in self.lb_hosts:
                 lb_base_url(host, self.inv.hostvars(host))
-        # The two reads before the plan are independent ad hoc runs (a second each, mostly
+        # The two reads before the plan are independent runs (a few seconds each, mostly
         # ansible's start-up): side by side, erpctl's own share of a rollout stays small.
+        lock.require_lock_host(self.inv, opts.env)
         with ThreadPoolExecutor(max_workers=2) as pool:
-            registry = pool.submit(self._ask_registry, app_hosts[0])
+            checked = pool.submit(lock.check, self.s.runner, opts.env, opts.version, self.s.run_dir,
+                                  opts.extra_vars)
             self.before = read_releases(self.s.runner, opts.env, app_hosts, self.s.run_dir, "releases-before")
-            registry_answer = registry.result()
+            lock_check = checked.result()
         down = [f"{host} ({rel.error})" for host, rel in self.before.items() if rel.unreachable]
         if down:
             raise ErpctlError(f"unreachable before the rollout, nothing changed: {'; '.join(down)}")
@@ -113,54 +113,35 @@ class Rollout:
         }
         for line in _plan_lines(stages, self.before, opts):
             self.s.progress.line(line)
-        self._check_registry(app_hosts[0], registry_answer)
+        self.report["lock_check"] = {"host": lock_check.host, "holder": lock_check.holder, "error": lock_check.error}
+        if lock_check.error:
+            raise ErpctlError(f"refused before anything changed: {lock_check.error}" + self._lock_hint(lock_check))
         if opts.dry_run:
             return self._finish("dry-run", ExitCode.OK, "dry run: nothing changed")
         self.s.confirm(f"Roll out {opts.version} to {opts.env}?", opts.yes)
 
-        document = lock.new_lock_document(opts.version, opts.message)
-        lock_host = lock.lock_host(self.inv, opts.env)
-        if not lock.acquire(self.s.runner, lock_host, document, self.s.run_dir):
-            state = lock.read_lock(self.s.runner, lock_host, self.s.run_dir)
-            detail = (state.describe() if state.held
-                      else f"not acquired: could not create {contract.LOCK_FILE} on {lock_host} ({state.error})")
-            raise ErpctlError(f"deploy lock of {opts.env} is {detail}; 'erpctl lock release' breaks a stale lock")
-        self.report["lock"] = {"host": lock_host, "run": document["run"]}
+        run_id = lock.new_run_id()
+        taken = lock.acquire(self.s.runner, opts.env, opts.version, opts.message, run_id, self.s.run_dir,
+                             opts.extra_vars)
+        if taken.error:
+            raise ErpctlError(f"deploy lock of {opts.env} not taken: {taken.error}" + self._lock_hint(taken))
+        self.report["lock"] = {"host": taken.host, "run": run_id}
         try:
-            return self._stages(stages, document["run"])
+            return self._stages(stages, run_id)
         finally:
-            if not lock.release_own(self.s.runner, lock_host, document["run"], self.s.run_dir):
+            if not lock.release_own(self.s.runner, opts.env, run_id, self.s.run_dir, opts.extra_vars):
                 self.s.progress.line(f"warning: could not release the deploy lock of {opts.env}; "
                                      "'erpctl lock release' removes it")
+
+    @staticmethod
+    def _lock_hint(state: lock.LockState) -> str:
+        return "; 'erpctl lock release' breaks a stale lock" if state.held else ""
 
     def _stage_spec(self, app_hosts: list[str]) -> str:
         if self.opts.stages is not None:
             return self.opts.stages
         configured = self.inv.hostvars(app_hosts[0]).get(contract.VAR_ROLLOUT_BATCHES) if app_hosts else None
         return DEFAULT_STAGES if configured in (None, "", []) else stages_text(configured)
-
-    def _ask_registry(self, host: str) -> RunResult:
-        """Ask the registry for the release's manifest from an app host, as deploy.yml does."""
-        url = f"{contract.REGISTRY_URL_EXPR}/v2/{contract.REPOSITORY_PATH_EXPR}/manifests/{self.opts.version}"
-        args = {"url": url, "method": "HEAD", "headers": {"Accept": contract.MANIFEST_ACCEPT},
-                "status_code": [200, 404], "use_proxy": False}
-        return self.s.runner.adhoc(module="ansible.builtin.uri", module_args=json.dumps(args), host_pattern=host,
-                                   private_data_dir=self.s.run_dir, ident="registry-check", become=False)
-
-    def _check_registry(self, host: str, run: RunResult) -> None:
-        """Refuse a release the registry does not have (the answer of _ask_registry)."""
-        outcome = run.hosts.get(host)
-        if outcome is None or outcome.status != "ok":
-            why = (outcome.message if outcome else None) or "no answer"
-            self.report["registry_check"] = {"checked": False, "reason": why}
-            self.s.progress.line(f"warning: could not ask the registry for {self.opts.version} from {host} ({why}); "
-                                 "deploy.yml's preflight will")
-            return
-        found = outcome.result.get("status") == 200
-        self.report["registry_check"] = {"checked": True, "found": found, "url": outcome.result.get("url")}
-        if not found:
-            raise ErpctlError(f"release {self.opts.version} is not in the registry "
-                              f"({outcome.result.get('url') or 'manifest not found'}); nothing changed")
 
     def _stages(self, stages: list[Stage], lock_id: str) -> ExitCode:
         results = self.report.setdefault("stages", [])

@@ -39,7 +39,7 @@ class FakeHost:
     version: str = "1.0.0"
     slot: str = "blue"
     history: list = field(default_factory=list)
-    lock: str | None = None
+    lock: str | None = None  # the deploy lock file's text (lb1)
     release_file: bool = True
     # what the slot that is not current runs (the warm old release after a switch)
     other: str | None = None
@@ -166,9 +166,56 @@ class FakeRunner:
                                               "event_data": {"task": "Switch back"}}])
             status = "failed" if lab.fail_rollback else "successful"
             return RunResult(status, 2 if lab.fail_rollback else 0, hosts, f"{private_data_dir}/{ident}")
+        if playbook == contract.LOCK_PLAYBOOK:
+            return self._lock_playbook(extravars, private_data_dir, ident)
         if playbook == contract.BACKUP_PLAYBOOK:
             return RunResult("successful", 0, {"db1": HostOutcome("ok")}, f"{private_data_dir}/{ident}")
         raise AssertionError(f"unexpected playbook {playbook}")
+
+    def _lock_playbook(self, extravars, private_data_dir, ident):
+        """lock.yml as the erp_deploy role's lock_manage runs it: the registry asked from the
+        first app host (check, acquire with erp_version), then the lock on lb1."""
+        lab = self.lab
+        action = extravars[contract.VAR_LOCK_ACTION]
+        version = extravars.get(contract.VAR_VERSION)
+        artifacts = f"{private_data_dir}/{ident}"
+
+        def failed(host, message, handed_back=None):
+            return RunResult("failed", 2, {host: HostOutcome("failed", {"msg": message}, "Refuse", message)},
+                             artifacts, handed_back or {})
+
+        if action in ("check", "acquire") and version:
+            if lab.registry_down:
+                return failed("app1", f"registry:5000/erp-app:{version} is unknown: the registry did not answer "
+                                      "(Status code was -1: Connection refused) (http://registry:5000, asked from "
+                                      "app1); nothing changed")
+            if lab.registry is not None and version not in lab.registry:
+                return failed("app1", f"registry:5000/erp-app:{version} is not in the registry "
+                                      "(http://registry:5000, asked from app1); nothing changed")
+        if "lb1" in lab.unreachable:
+            return RunResult("failed", 4, {"lb1": HostOutcome("unreachable", {}, "Read the deploy lock",
+                                                              "ssh: connect to host: Connection refused")},
+                             artifacts)
+        holder = json.loads(lab.lb.lock) if lab.lb.lock is not None else None
+        changed = False
+        if action in ("check", "acquire") and holder is not None:
+            return failed("lb1", f"Deploy lock held by {holder.get('by')} since {holder.get('time')} (version "
+                                 f"{holder.get('version')}: {holder.get('message')}) on lb1; wait, or break a stale "
+                                 "lock", {contract.STATS_LOCK: {"host": "lb1", "action": action, "holder": holder,
+                                                                "changed": False}})
+        if action == "acquire":
+            lab.lb.lock = json.dumps({"by": "ops@ctl", "time": "2026-11-27T10:00:00Z", "version": version or "",
+                                      "message": extravars.get(contract.VAR_DEPLOY_MESSAGE, ""),
+                                      "run": extravars.get(contract.VAR_LOCK_RUN) or "20261127T100000Z-1",
+                                      "controller": "ctl", "pid": int(extravars.get(contract.VAR_LOCK_PID) or 0)})
+            changed = True
+        if action == "release" and holder is not None:
+            run = extravars.get(contract.VAR_LOCK_RUN)
+            if not run or holder.get("run") == run:
+                lab.lb.lock = None
+                changed = True
+        handed_back = {contract.STATS_LOCK: {"host": "lb1", "action": action, "holder": holder, "changed": changed}}
+        return RunResult("successful", 0, {"lb1": HostOutcome("ok", {}, "Show the lock")}, artifacts, handed_back)
 
     # -- ad hoc ----------------------------------------------------------------------
     def adhoc(self, *, module, module_args, host_pattern, private_data_dir, ident, become=True):
@@ -191,39 +238,11 @@ class FakeRunner:
     def _module(self, app, module, module_args):
         if module == "ansible.builtin.slurp":
             path = json.loads(module_args)["src"] if module_args.startswith("{") else module_args.split("=", 1)[1]
-            if path == contract.RELEASE_FILE:
-                if not app.release_file:
-                    return HostOutcome("failed", {}, module, f"file not found: {path}")
-                content = json.dumps(app.document())
-            else:
-                if app.lock is None:
-                    return HostOutcome("failed", {}, module, f"file not found: {path}")
-                content = app.lock
+            assert path == contract.RELEASE_FILE, f"erpctl reads {path} itself: it must go through a playbook"
+            if not app.release_file:
+                return HostOutcome("failed", {}, module, f"file not found: {path}")
+            content = json.dumps(app.document())
             return HostOutcome("ok", {"content": base64.b64encode(content.encode()).decode(), "encoding": "base64"})
-        args = json.loads(module_args)
-        if module == "ansible.builtin.uri":
-            version = args["url"].rsplit("/", 1)[1]
-            if self.lab.registry_down:
-                return HostOutcome("failed", {}, module, "Status code was -1: Connection refused")
-            url = f"http://registry:5000/v2/erp-app/manifests/{version}"
-            known = self.lab.registry is None or version in self.lab.registry
-            return HostOutcome("ok", {"status": 200 if known else 404, "url": url})
-        if module == "ansible.builtin.stat":
-            return HostOutcome("ok", {"stat": {"exists": app.lock is not None}})
-        if module == "ansible.builtin.file":
-            app.lock = None
-            return HostOutcome("ok", {"changed": True})
-        if module == "ansible.builtin.command":
-            script = args["argv"][2]
-            if "set -C" in script:
-                if app.lock is not None:
-                    return HostOutcome("failed", {}, module, "cannot overwrite existing file")
-                app.lock = args["stdin"]
-                return HostOutcome("ok", {"changed": True})
-            needle = args["argv"][4]
-            if app.lock is not None and needle in app.lock:
-                app.lock = None
-            return HostOutcome("ok", {"changed": True})
         raise AssertionError(f"unexpected module {module}")
 
 

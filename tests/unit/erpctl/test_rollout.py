@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 from conftest import TtyInput
 from erpctl.session import Interrupt
@@ -218,13 +219,17 @@ def test_lock_held_is_refused(erpctl, lab):
     lab.lb.lock = held
     result = erpctl("rollout", "--env", "lab", "--version", "1.1.0", *YES)
     assert result.code == 3
-    assert "held by bob@ctl since 2026-11-27T09:00:00Z for 1.0.1 (hotfix) on lb1" in result.err
+    assert "Deploy lock held by bob@ctl since 2026-11-27T09:00:00Z (version 1.0.1: hotfix) on lb1" in result.err
+    assert "'erpctl lock release' breaks a stale lock" in result.err
     assert deploys(lab) == []
     assert locks(lab) == {"lb1": held}  # bob's lock stays
     assert result.report()["outcome"] == "refused"
+    assert result.report()["lock_check"]["holder"]["by"] == "bob@ctl"
+    # the dry run says so too, before anyone relies on it
+    assert erpctl("rollout", "--env", "lab", "--version", "1.1.0", "--dry-run").code == 3
 
 
-def test_the_lock_document_speaks_deploy_yml(erpctl, lab):
+def test_the_lock_goes_through_lock_yml_as_this_rollouts_run(erpctl, lab):
     seen = []
     original = lab.lb
 
@@ -235,9 +240,17 @@ def test_the_lock_document_speaks_deploy_yml(erpctl, lab):
             super().__setattr__(name, value)
 
     lab.lb = Spy("lb1", "10.0.0.2")
-    assert erpctl("rollout", "--env", "lab", "--version", "1.1.0", *YES).code == 0
-    assert set(seen[0]) >= {"by", "time", "version", "message", "run", "controller", "pid"}
-    assert seen[0]["version"] == "1.1.0"
+    result = erpctl("rollout", "--env", "lab", "--version", "1.1.0", "--message", "monthly", *YES)
+    assert result.code == 0
+    run = result.report()["lock"]["run"]
+    lock_runs = [call[3] for call in lab.calls if call[0] == "playbook" and call[1] == contract.LOCK_PLAYBOOK]
+    assert [extra[contract.VAR_LOCK_ACTION] for extra in lock_runs] == ["check", "acquire", "release"]
+    acquire, release = lock_runs[1], lock_runs[2]
+    assert acquire[contract.VAR_LOCK_RUN] == run == release[contract.VAR_LOCK_RUN]
+    assert acquire[contract.VAR_VERSION] == "1.1.0" and acquire[contract.VAR_DEPLOY_MESSAGE] == "monthly"
+    assert acquire[contract.VAR_LOCK_PID] == os.getpid()  # deploy.yml breaks it once erpctl is gone
+    assert seen[0]["run"] == run
+    assert all(call[1] != "ansible.builtin.command" for call in lab.calls if call[0] == "adhoc")
     assert lab.lb.lock is None
 
 
@@ -328,20 +341,28 @@ def test_release_missing_from_the_registry_is_refused(erpctl, lab):
     lab.registry = {"1.0.0", "1.1.0"}
     result = erpctl("rollout", "--env", "lab", "--version", "1.9.9", *YES)
     assert result.code == 3
-    assert "release 1.9.9 is not in the registry (http://registry:5000/v2/erp-app/manifests/1.9.9)" in result.err
+    assert "registry:5000/erp-app:1.9.9 is not in the registry (http://registry:5000, asked from app1)" in result.err
     assert deploys(lab) == [] and locks(lab) == {}
-    check = next(call for call in lab.calls if call[1] == "ansible.builtin.uri")
-    assert check[2] == "app1"  # asked from an app host, which can resolve the registry
-    assert "{{ erp_registry_url" in json.loads(check[3])["url"]
+    check = next(call for call in lab.calls if call[0] == "playbook" and call[1] == contract.LOCK_PLAYBOOK)
+    assert check[2] == "lab" and check[3][contract.VAR_LOCK_ACTION] == "check"
+    assert check[3][contract.VAR_VERSION] == "1.9.9"
     assert erpctl("rollout", "--env", "lab", "--version", "1.9.9", "--dry-run").code == 3
 
 
-def test_unreachable_registry_is_a_warning_not_a_refusal(erpctl, lab):
+def test_unreachable_registry_is_refused_with_its_answer(erpctl, lab):
     lab.registry_down = True
     result = erpctl("rollout", "--env", "lab", "--version", "1.1.0", *YES)
-    assert result.code == 0
-    assert "warning: could not ask the registry for 1.1.0 from app1" in result.out
-    assert result.report()["registry_check"]["checked"] is False
+    assert result.code == 3
+    assert "the registry did not answer (Status code was -1: Connection refused)" in result.err
+    assert deploys(lab) == [] and locks(lab) == {}
+
+
+def test_unreachable_lock_host_is_refused_before_anything_changed(erpctl, lab):
+    lab.unreachable = {"lb1"}
+    result = erpctl("rollout", "--env", "lab", "--version", "1.1.0", *YES)
+    assert result.code == 3
+    assert "refused before anything changed: lb1: unreachable" in result.err
+    assert deploys(lab) == []
 
 
 def test_canary_must_serve_the_new_release_not_just_record_it(erpctl, lab):
