@@ -17,8 +17,8 @@ options:
   _terms:
     description: >-
       Names of the values, among environments, lb_group, app_group, db_group, slot_ports, slots,
-      app_containers, lb_container, db_container, state_dir, release_file, lock_file,
-      audit_log, health_checks, rollout_batches.
+      app_containers, lb_container, db_container, lb_backend, lb_internal_port, state_dir,
+      release_file, lock_file, audit_log, health_checks, rollout_batches.
     required: true
     type: list
     elements: str

@@ -27,6 +27,10 @@ SLOTS = tuple(SLOT_PORTS)
 APP_CONTAINER_PREFIX = "erp-app-"
 LB_CONTAINER = "erp-lb"
 DB_CONTAINER = "erp-db"
+# The load balancer's backend of the app slots, and its internal frontend (passes /health
+# to the app backends; the public frontend refuses /health*).
+LB_BACKEND = "erp_app"
+LB_INTERNAL_PORT = 8404
 
 # Deploy state on the hosts.
 STATE_DIR = "/var/lib/erp"
@@ -57,6 +61,8 @@ CONTRACT = {
     "app_containers": {slot: app_container(slot) for slot in SLOTS},
     "lb_container": LB_CONTAINER,
     "db_container": DB_CONTAINER,
+    "lb_backend": LB_BACKEND,
+    "lb_internal_port": LB_INTERNAL_PORT,
     "state_dir": STATE_DIR,
     "release_file": RELEASE_FILE,
     "lock_file": LOCK_FILE,

@@ -57,10 +57,10 @@ RELEASE_FILE = names.RELEASE_FILE
 ADDRESS_VAR = "erp_internal_address"
 SLOT_PORTS_VAR = "erp_app_slot_ports"
 DEFAULT_SLOT_PORTS = dict(names.SLOT_PORTS)
-# The load balancer's internal frontend (roles/erp_lb: erp_lb_internal_port, default 8404):
+# The load balancer's internal frontend (roles/erp_lb: erp_lb_internal_port, the contract's by default):
 # it passes /health to the app backends; the public frontend refuses /health*.
 LB_PORT_VAR = "erp_lb_internal_port"
-DEFAULT_LB_PORT = 8404
+DEFAULT_LB_PORT = names.LB_INTERNAL_PORT
 
 HEALTH_PATH = "/health"
 METRICS_PATH = "/health/metrics"

@@ -125,6 +125,6 @@ def app_base_url(host: str, hostvars: dict, slot: str) -> str:
 
 
 def lb_base_url(host: str, hostvars: dict) -> str:
-    """``http://{erp_internal_address}:{erp_lb_internal_port or 8404}``: the LB's internal frontend."""
+    """``http://{erp_internal_address}:{erp_lb_internal_port or the contract's}``: the LB's internal frontend."""
     port = int(hostvars.get(contract.LB_PORT_VAR) or contract.DEFAULT_LB_PORT)
     return f"http://{_address(host, hostvars)}:{port}"

@@ -22,6 +22,7 @@ from ansible.errors import AnsibleFilterError
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar
 from ansible_collections.erp.ops.plugins.filter.access import FilterModule
+from ansible_collections.erp.ops.plugins.module_utils._contract import CONTRACT
 from templating import trusted
 
 REPO = Path(__file__).resolve().parents[3]
@@ -114,11 +115,17 @@ def test_the_firewall_keeps_the_rules_the_erp_needs(environment):
     """An environment's list replaces the role's: each default rule must still be there, on the
     same hosts, still admitting the ERP's own hosts it admits by default."""
     rules = {rule["name"]: rule for rule in templated(environment, "hardening_firewall_rules")}
-    for default in HARDENING_DEFAULTS["hardening_firewall_rules"]:
+    # The defaults' ports come from the collection's contract (this in-process templating has
+    # no collection loader: given from it, as an inventory would set them).
+    variables = {**HARDENING_DEFAULTS, "erp_lb_internal_port": CONTRACT["lb_internal_port"],
+                 "erp_app_slot_ports": CONTRACT["slot_ports"], **environment_vars(environment)}
+    defaults = Templar(loader=DataLoader(), variables=variables).template(
+        trusted(HARDENING_DEFAULTS["hardening_firewall_rules"]))
+    for default in defaults:
         rule = rules.get(default["name"])
         assert rule, f"{environment}: the rule {default['name']} is missing"
-        assert (rule["port"], rule.get("protocol", "tcp"), rule["on_groups"]) == (
-            default["port"], default.get("protocol", "tcp"), default["on_groups"]), default["name"]
+        assert (str(rule["port"]), rule.get("protocol", "tcp"), rule["on_groups"]) == (
+            str(default["port"]), default.get("protocol", "tcp"), default["on_groups"]), default["name"]
         assert set(default.get("from_groups", [])) <= set(rule.get("from_groups", [])), default["name"]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import jinja2
@@ -10,6 +11,7 @@ import yaml
 from ansible_collections.erp.ops.plugins.module_utils._contract import CONTRACT
 
 ROLES = Path(__file__).resolve().parents[3] / "roles"
+CONTRACT_LOOKUP = re.compile(r"\{\{ lookup\('erp\.ops\.erp_contract', '(\w+)'\) \}\}")
 
 
 def render(role: str, template: str, **variables) -> str:
@@ -19,6 +21,8 @@ def render(role: str, template: str, **variables) -> str:
     role_vars = yaml.safe_load((ROLES / role / "vars" / "main.yml").read_text())
     defaults.update({name: value for name, value in role_vars.items() if "{{" not in str(value)})
     defaults.update({f"{role}_slot_ports": CONTRACT["slot_ports"]})
+    defaults.update({name: CONTRACT[match.group(1)] for name, value in defaults.items()
+                     if (match := CONTRACT_LOOKUP.fullmatch(str(value)))})
     # Config files, not HTML: autoescaping would corrupt them (Ansible renders without it too).
     env = jinja2.Environment(  # noqa: S701
         loader=jinja2.FileSystemLoader(ROLES / role / "templates"), undefined=jinja2.StrictUndefined)

@@ -9,6 +9,7 @@ import pytest
 import yaml
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar
+from ansible_collections.erp.ops.plugins.module_utils._contract import CONTRACT
 from templating import trusted
 
 ROLE = Path(__file__).resolve().parents[3] / "roles" / "hardening"
@@ -18,8 +19,12 @@ HOSTVARS = {"lb1": {"erp_internal_address": "10.0.0.2"}, "app1": {"erp_internal_
 
 
 def ruleset(group_names: list[str], **overrides) -> list[str]:
+    # The ports the defaults look up from the collection's contract (this in-process
+    # templating has no collection loader), given from it as an inventory would set them.
+    contract_ports = {"erp_lb_internal_port": CONTRACT["lb_internal_port"],
+                      "erp_app_slot_ports": CONTRACT["slot_ports"]}
     variables = {**trusted(yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())),
-                 **yaml.safe_load((ROLE / "vars" / "Debian-12.yml").read_text()),
+                 **yaml.safe_load((ROLE / "vars" / "Debian-12.yml").read_text()), **contract_ports,
                  "groups": GROUPS, "hostvars": HOSTVARS, "group_names": group_names, **overrides}
     text = (ROLE / "templates" / "firewall.nft.j2").read_text()
     rendered = Templar(loader=DataLoader(), variables=variables).template(trusted(text))
