@@ -11,6 +11,9 @@ deadlines keep the module within minutes; the production values live in the inve
 The guard's refusals need no lab: tests/unit/playbooks/test_deploy_guard.py. Every faulty
 build goes through deploy.yml's health gate in tests/lab/test_erpctl.py (each stage of an
 erpctl rollout is a deploy.yml run), also under user traffic.
+This module is the plain-Ansible lane: its runs use ANSIBLE_STRATEGY=linear, every other lab
+module ansible.cfg's default (Mitogen), so deploy, a faulty build and rollback are proven on
+both.
 """
 
 from __future__ import annotations
@@ -37,6 +40,17 @@ from conftest import (
     release_state,
     served_versions,
 )
+
+
+# Mitogen's strategy plugin announces itself with a deprecation warning of ansible-core.
+MITOGEN_MARK = "strategy plugins not included in ansible.builtin"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def plain_ansible():
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ANSIBLE_STRATEGY", "linear")
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +86,7 @@ def test_upgrade_under_load_fails_no_request_and_moves_every_host(deployed):
         proc = playbook("deploy.yml", "-l", "lab", "-e", "erp_version=1.1.0", *QUICK)
         time.sleep(2)
     assert proc.returncode == 0, proc.output[-4000:]
+    assert MITOGEN_MARK not in proc.output, "the plain lane ran on Mitogen"
     assert load.failed == [], load.failed[:5]
     assert load.ok > 500
     health.assert_no_failure()

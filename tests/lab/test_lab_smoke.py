@@ -88,3 +88,42 @@ def test_base_and_database_images_are_in_the_lab_registry(repository, tag):
     port = os.environ.get("LAB_REGISTRY_PORT", "5000")
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/{repository}/tags/list", timeout=10) as response:
         assert tag in json.load(response)["tags"]
+
+
+# Under Mitogen a module runs inside the interpreter Mitogen keeps on the host, which has
+# imported mitogen; under plain Ansible each module is a fresh Python that has not.
+RUNTIME_MODULE = """\
+import sys
+from ansible.module_utils.basic import AnsibleModule
+module = AnsibleModule(argument_spec={})
+module.exit_json(changed=False, mitogen="mitogen" in sys.modules)
+"""
+
+RUNTIME_PLAYBOOK = """\
+- name: Ask every lab host which connection layer runs its modules
+  hosts: lab
+  gather_facts: false
+  become: true
+  tasks:
+    - name: Ask the module
+      which_runtime:
+      register: runtime
+
+    - name: Report it
+      ansible.builtin.debug:
+        msg: "runtime={{ 'mitogen' if runtime.mitogen else 'plain' }}"
+"""
+
+
+@pytest.mark.parametrize(("strategy", "want"), [(None, "mitogen"), ("linear", "plain")])
+def test_playbooks_run_over_mitogen_by_default_and_plain_on_request(lab_hosts, tmp_path, strategy, want):
+    (tmp_path / "which_runtime.py").write_text(RUNTIME_MODULE)
+    (tmp_path / "runtime.yml").write_text(RUNTIME_PLAYBOOK)
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_LIBRARY=str(tmp_path))
+    env.pop("ANSIBLE_STRATEGY", None)
+    if strategy:
+        env["ANSIBLE_STRATEGY"] = strategy
+    proc = subprocess.run(["ansible-playbook", str(tmp_path / "runtime.yml"), "-l", "lab"], cwd=REPO,
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert proc.stdout.count(f"runtime={want}") == len(lab_hosts), proc.stdout[-2000:]
