@@ -24,8 +24,10 @@ import threading
 import time
 
 import pytest
+import yaml
 from conftest import (
     FAST,
+    INVENTORY,
     LAB_NAME,
     PACED,
     QUICK,
@@ -40,7 +42,6 @@ from conftest import (
     release_state,
     served_versions,
 )
-
 
 # Mitogen's strategy plugin announces itself with a deprecation warning of ansible-core.
 MITOGEN_MARK = "strategy plugins not included in ansible.builtin"
@@ -148,6 +149,38 @@ def test_a_release_the_registry_lacks_is_refused_before_the_lock(deployed):
                     timeout=120)
     assert proc.returncode != 0
     assert "erp-app:0.0.404 is not in the registry" in proc.output and "asked from app1" in proc.output
+    assert lb.ssh("test -e /var/lib/erp/deploy.lock", check=False).returncode != 0
+
+
+# What the database host's firewall does to an app host it was not provisioned with: its
+# connections to PostgreSQL go unanswered (dropped before Docker's port mapping sees them).
+BLOCK_APP_HOST = """
+table inet erp_lab_block {{
+  chain prerouting {{
+    type filter hook prerouting priority -200; policy accept;
+    ip saddr {address} tcp dport 5432 drop
+  }}
+}}
+"""
+
+
+def test_an_app_host_the_database_does_not_admit_is_named_before_anything_changes(deployed):
+    db = next(h for h in deployed.values() if h.group == "erp_db")
+    lb = next(h for h in deployed.values() if h.group == "erp_lb")
+    inventory = yaml.safe_load(INVENTORY.read_text())["lab"]["children"]["erp_app"]["hosts"]
+    before = current_versions(deployed)
+    target = "1.0.0" if set(before.values()) == {"1.1.0"} else "1.1.0"
+    db.ssh(f"printf '%s' '{BLOCK_APP_HOST.format(address=inventory['app2']['erp_internal_address'])}' "
+           "| sudo nft -f -")
+    try:
+        proc = playbook("deploy.yml", "-l", "lab", "-e", f"erp_version={target}", *QUICK, timeout=600)
+    finally:
+        db.ssh("sudo nft delete table inet erp_lab_block")
+    assert proc.returncode != 0
+    assert "app2 cannot reach the database at" in proc.output, proc.output[-3000:]
+    assert "needs provision.yml -l lab first" in proc.output
+    assert "app1 cannot reach" not in proc.output
+    assert current_versions(deployed) == before
     assert lb.ssh("test -e /var/lib/erp/deploy.lock", check=False).returncode != 0
 
 
