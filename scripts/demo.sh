@@ -29,4 +29,8 @@ Next:
   ansible-playbook rollback.yml -l lab                        # back to the previous release
   erpctl rollout --env lab --version 1.1.0                    # staged, with canary analysis
   make lab-status | make lab-down
+
+Run history (ARA, docs/history.md): every playbook run from this checkout is recorded.
+  make history                                        # then open http://127.0.0.1:8000
+  ARA_BASE_DIR=$repo/.ara/server .venv/bin/ara playbook list   # the same in the terminal
 EOT

@@ -103,7 +103,8 @@ check_disk() {
 
 # promtool (package prometheus) checks the alert rules and metrics in the tests.
 # age encrypts backups at rest (erp_backup) and its tests use it.
-ensure_packages openssh-client debootstrap rsync prometheus age
+# chromium (headless) opens the run history's web UI in the lab tests (tests/lab/test_history.py).
+ensure_packages openssh-client debootstrap rsync prometheus age chromium
 ensure_python
 check_disk
 ensure_docker

@@ -6,6 +6,7 @@ import base64
 import json
 import os
 import re
+import shutil
 import subprocess
 import threading
 import time
@@ -19,6 +20,11 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 INVENTORY = REPO / "inventories" / "lab" / "hosts.yml"
+# The lab session's run history: erp.ops.history (ARA, enabled in ansible.cfg) records every
+# playbook and erpctl run of the session here, in a database of its own, rather than into the
+# checkout's .ara/ or a shared server an operator may have configured. test_history browses
+# it; it stays behind with the other artifacts.
+HISTORY = REPO / "artifacts" / "lab-history"
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,23 @@ def lab_hosts() -> dict[str, Host]:
             hosts[name] = Host(name, group, hostvars["ansible_port"], conn["ansible_user"],
                                conn["ansible_ssh_private_key_file"], known_hosts)
     return hosts
+
+
+@pytest.fixture(scope="session", autouse=True)
+def lab_history() -> Path:
+    """ARA's data directory (ARA_BASE_DIR) every run of the session records into."""
+    shutil.rmtree(HISTORY, ignore_errors=True)
+    base_dir = HISTORY / "server"
+    base_dir.mkdir(parents=True)
+    wanted = {"ARA_BASE_DIR": str(base_dir), "ARA_API_CLIENT": "offline", "ERP_RECORD_HISTORY": "1"}
+    saved = {name: os.environ.get(name) for name in wanted}
+    os.environ.update(wanted)
+    yield base_dir
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 # Shared by the lab test modules: run playbooks as an operator does, read the hosts' release

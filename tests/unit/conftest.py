@@ -13,6 +13,7 @@ side would hide the other; do not add one.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -20,3 +21,8 @@ _COLLECTIONS = Path(__file__).resolve().parents[2] / ".collections"
 
 if str(_COLLECTIONS) not in sys.path:
     sys.path.insert(0, str(_COLLECTIONS))
+
+# The unit tests' own ansible-playbook runs are not run history: without this they would
+# record into the checkout's .ara/ (ansible.cfg enables erp.ops.history), two workers at once.
+# tests/unit/plugins/callback/test_history.py turns recording on for its runs.
+os.environ["ERP_RECORD_HISTORY"] = "0"

@@ -28,12 +28,19 @@ class _Parser(argparse.ArgumentParser):
         raise ErpctlError(f"{self.prog}: {message} (see {self.prog} --help)")
 
 
+# The runs' strategies erpctl offers (ANSIBLE_STRATEGY; docs/controller.md).
+STRATEGIES = ("mitogen_linear", "linear")
+
+
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--env", required=True, help="environment: an inventory group (lab, dev, staging, prod)")
     parser.add_argument("--json", action="store_true", help="print the JSON report on stdout (progress on stderr)")
     parser.add_argument("--inventory", help="inventory source (default: <repo>/inventories/<env>)")
     parser.add_argument("--vault-id", action="append", default=[], metavar="ID@SOURCE",
                         help="passed to ansible (a password file or client script; runner cannot prompt); repeatable")
+    parser.add_argument("--strategy", choices=STRATEGIES, default=None,
+                        help="Ansible strategy of every run: mitogen_linear (ansible.cfg's default, Mitogen) or "
+                             "linear (plain Ansible)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -263,7 +270,7 @@ def _run(args, argv, repo, opts, *, runner, fetch, stdin, stdout, stderr, clock,
         if runner is None:
             from erpctl.runner import AnsibleRunner
 
-            runner = AnsibleRunner(repo, source, args.vault_id)
+            runner = AnsibleRunner(repo, source, args.vault_id, strategy=args.strategy)
         if fetch is None:
             from erpctl._shared import health
 

@@ -98,6 +98,21 @@ def scrub_command_artifact(path: Path) -> None:
         path.write_text(json.dumps(document), encoding="utf-8")
 
 
+def history_env(environ: dict, run_name: str, *, adhoc: bool) -> dict[str, str]:
+    """What one run erpctl starts tells the repository's history callback (erp.ops.history,
+    ARA): a playbook run is labelled ``erpctl`` and ``erpctl:<run>`` (the command's run
+    directory), after any ERP_HISTORY_LABELS of the caller, so the history shows which runs
+    one erpctl command made. Ad hoc reads are not recorded, as ``ansible`` ad hoc commands
+    are not; ERP_RECORD_HISTORY=0 of the caller reaches every run through the environment."""
+    if adhoc:
+        return {"ERP_RECORD_HISTORY": "0"}
+    labels = [label.strip() for label in environ.get("ERP_HISTORY_LABELS", "").split(",") if label.strip()]
+    for label in ("erpctl", f"erpctl:{run_name}"):
+        if label not in labels:
+            labels.append(label)
+    return {"ERP_HISTORY_LABELS": ",".join(labels)}
+
+
 _FAILED_EVENTS = {"runner_on_failed": "failed", "runner_on_unreachable": "unreachable"}
 
 
@@ -140,7 +155,7 @@ def outcome_collector(hosts: dict[str, HostOutcome], forward: EventHandler | Non
 class AnsibleRunner:
     """``Runner`` on top of ansible_runner, running the repository's own ansible.cfg."""
 
-    def __init__(self, repo: Path, inventory: str, vault_ids: list[str] | tuple = ()):
+    def __init__(self, repo: Path, inventory: str, vault_ids: list[str] | tuple = (), strategy: str | None = None):
         self.repo = repo
         self.inventory_source = inventory
         self.vault_args = [f"--vault-id {shlex.quote(vault_id)}" for vault_id in vault_ids]
@@ -153,6 +168,9 @@ class AnsibleRunner:
         if shutil.which("ansible-playbook") is None:
             raise ErpctlError("ansible-playbook not found on PATH or beside the Python running erpctl")
         self._env = {"ANSIBLE_CONFIG": str(repo / "ansible.cfg"), "PATH": os.environ["PATH"]}
+        # None keeps ansible.cfg's (or the caller's ANSIBLE_STRATEGY).
+        if strategy:
+            self._env["ANSIBLE_STRATEGY"] = strategy
 
     def _ansible_runner(self):
         import ansible_runner  # imported late: it is slow to import and tests never need it
@@ -182,13 +200,14 @@ class AnsibleRunner:
         kwargs.pop("cmdline", None)
         if cmdline:
             kwargs["cmdline"] = cmdline
+        envvars = {**self._env, **history_env(os.environ, private_data_dir.name, adhoc="module" in kwargs)}
         # suppress_env_files: every run of one erpctl command shares private_data_dir, and
         # runner writes env/extravars, env/cmdline, env/envvars only when they do not exist yet,
         # then reads them in every later run: a stage would get the previous stage's variables
         # and an ad hoc run's --become (or a deleted secret-vars file), rollback.yml the
         # rollout's erp_version. Passed per run, each run gets exactly its own.
         result = runner.run(private_data_dir=str(private_data_dir), ident=ident, project_dir=str(self.repo),
-                            inventory=self.inventory_source, envvars=dict(self._env), quiet=True,
+                            inventory=self.inventory_source, envvars=envvars, quiet=True,
                             suppress_env_files=True, **kwargs)
         artifacts = private_data_dir / "artifacts" / ident
         scrub_command_artifact(artifacts / "command")

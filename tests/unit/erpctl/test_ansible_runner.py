@@ -60,3 +60,42 @@ def test_each_run_in_a_shared_private_data_dir_gets_only_its_own_variables_and_o
     # Neither the first run's secret-vars file (deleted after it) nor its variables.
     assert not any(arg.startswith("@") or "s3cret" in arg or "first_only" in arg for arg in command(second.artifacts))
     assert "--become" not in command(adhoc.artifacts)
+
+
+# A module that says whether it runs inside a Mitogen interpreter (which imports mitogen).
+RUNTIME_MODULE = """\
+import sys
+from ansible.module_utils.basic import AnsibleModule
+module = AnsibleModule(argument_spec={})
+module.exit_json(changed=False, mitogen="mitogen" in sys.modules)
+"""
+
+RUNTIME_PLAYBOOK = """\
+- name: Say which connection layer ran the module
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Ask the module
+      which_runtime:
+      register: runtime
+
+    - name: Check it is the one asked for
+      ansible.builtin.assert:
+        that: runtime.mitogen == (want == 'mitogen')
+"""
+
+
+@pytest.mark.parametrize(("strategy", "want"), [("mitogen_linear", "mitogen"), ("linear", "plain")])
+def test_the_strategy_option_picks_mitogen_or_plain_ansible(project, tmp_path, strategy, want):
+    repo_plugins = Path(__file__).resolve().parents[3] / "plugins" / "strategy"
+    # The repository's default (Mitogen) in the project's ansible.cfg; the option overrides it.
+    (project / "ansible.cfg").write_text(
+        f"[defaults]\nstdout_callback = ansible.builtin.default\nstrategy_plugins = {repo_plugins}\n"
+        "strategy = mitogen_linear\nlibrary = library\n")
+    (project / "library").mkdir()
+    (project / "library" / "which_runtime.py").write_text(RUNTIME_MODULE)
+    (project / "runtime.yml").write_text(RUNTIME_PLAYBOOK)
+    runner = AnsibleRunner(project, str(project / "hosts"), strategy=strategy)
+    run = runner.playbook(playbook="runtime.yml", limit="localhost", private_data_dir=tmp_path / "run",
+                          ident="runtime", extravars={"want": want})
+    assert run.ok, run.failures()
