@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 LAB := python3 lab/labctl.py
 
-.PHONY: help setup demo test lint unit molecule backup-tests lab-tests lab lab-up lab-down lab-status lab-reset lab-images
+.PHONY: help setup demo test lint unit molecule backup-tests lab-tests lab lab-up lab-down lab-status lab-reset lab-images history ee
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -46,3 +46,10 @@ lab-reset: setup ## Remove and recreate the lab
 
 lab-images: ## Build the lab images only
 	@$(LAB) images
+
+HISTORY_PORT ?= 8000
+history: ## Browse the recorded runs: ARA's web UI on http://127.0.0.1:8000 (HISTORY_PORT=...; docs/history.md)
+	@ARA_BASE_DIR=$${ARA_BASE_DIR:-$(CURDIR)/.ara/server} .venv/bin/ara-manage runserver 127.0.0.1:$(HISTORY_PORT)
+
+ee: setup ## Build the execution environment image (AWX) and push it to the lab registry
+	@scripts/build-ee.sh

@@ -33,8 +33,10 @@ def render(tmp_path: Path, **extra_vars: str) -> dict[str, str]:
     playbook.write_text(PLAYBOOK)
     # The controller's own interpreter: the module runs here, beside ansible itself.
     (tmp_path / "vars.json").write_text(json.dumps({"ansible_python_interpreter": sys.executable, **extra_vars}))
+    # Plain Ansible: this Python has no python3-apt, so the apt module restarts itself in the
+    # system's Python, which Mitogen cannot run (docs/controller.md).
     env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
-               ANSIBLE_ROLES_PATH=str(REPO / "roles"))
+               ANSIBLE_ROLES_PATH=str(REPO / "roles"), ANSIBLE_STRATEGY="linear")
     proc = subprocess.run(
         [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "--check", "--diff", str(playbook),
          "-e", f"@{tmp_path / 'vars.json'}"],
