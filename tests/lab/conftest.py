@@ -20,10 +20,11 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 INVENTORY = REPO / "inventories" / "lab" / "hosts.yml"
-# The lab session's run history: erp.ops.history (ARA, enabled in ansible.cfg) records every
-# playbook and erpctl run of the session here, in a database of its own, rather than into the
-# checkout's .ara/ or a shared server an operator may have configured. test_history browses
-# it; it stays behind with the other artifacts.
+# The lab session's run history: erp.ops.history (ARA, enabled in ansible.cfg) records here,
+# in a database of its own, rather than into the checkout's .ara/ or a shared server an
+# operator may have configured; it stays behind with the other artifacts. Recording costs the
+# controller CPU on every task result, so the session records only test_history's runs (which
+# turns it on for its module) and the other modules run with ERP_RECORD_HISTORY=0.
 HISTORY = REPO / "artifacts" / "lab-history"
 
 
@@ -65,11 +66,12 @@ def lab_hosts() -> dict[str, Host]:
 
 @pytest.fixture(scope="session", autouse=True)
 def lab_history() -> Path:
-    """ARA's data directory (ARA_BASE_DIR) every run of the session records into."""
+    """ARA's data directory (ARA_BASE_DIR) of the session, recording off until a module
+    turns it on."""
     shutil.rmtree(HISTORY, ignore_errors=True)
     base_dir = HISTORY / "server"
     base_dir.mkdir(parents=True)
-    wanted = {"ARA_BASE_DIR": str(base_dir), "ARA_API_CLIENT": "offline", "ERP_RECORD_HISTORY": "1"}
+    wanted = {"ARA_BASE_DIR": str(base_dir), "ARA_API_CLIENT": "offline", "ERP_RECORD_HISTORY": "0"}
     saved = {name: os.environ.get(name) for name in wanted}
     os.environ.update(wanted)
     yield base_dir

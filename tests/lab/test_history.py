@@ -1,10 +1,10 @@
 """The run history of the lab session in ARA's web UI, as an operator opens it.
 
-Every playbook and erpctl run of the session is recorded into the session's own database
-(conftest.lab_history; erp.ops.history is enabled in ansible.cfg). The module runs one faulty
-rollout itself (the build that crashes on start: deploy.yml's health gate fails the canary
-and rolls it back), then serves the database with `ara-manage runserver` and opens, in
-headless Chromium, the pages of that run and of a good deploy.yml run recorded before it:
+The module's runs are recorded, as every run is by default, into the session's own database
+(conftest.lab_history; erp.ops.history is enabled in ansible.cfg). It deploys the running
+release as `make demo` does, runs one faulty rollout (the build that crashes on start:
+deploy.yml's health gate fails the canary and rolls it back), then serves the database with
+`ara-manage runserver` and opens, in headless Chromium, the pages of both runs:
 the run, its play, its hosts, and for the faulty one the failed task. Screenshots are kept
 in artifacts/lab-history/screenshots. No value of the lab vault is anywhere in the history.
 """
@@ -44,15 +44,22 @@ def words(text: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def history(lab_hosts, lab_history):
-    """A good deploy.yml run recorded in this session (the modules before this one made
-    several; run alone, this module deploys the running release again), then one faulty
-    rollout; the history server over the session's database."""
+def recording(lab_history):
+    """The session records nothing (conftest.lab_history) but this module's runs."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ERP_RECORD_HISTORY", "1")
+        yield lab_history
+
+
+@pytest.fixture(scope="module")
+def history(lab_hosts, recording):
+    """A good deploy.yml run (the running release deployed again, as make demo deploys),
+    then one faulty rollout; the history server over the session's database."""
+    lab_history = recording
     ensure_release(lab_hosts, "1.0.0", or_any=True)
-    if not deploy_runs(lab_history, "completed"):
-        (running,) = set(current_versions(lab_hosts).values())
-        proc = playbook("deploy.yml", "-l", "lab", "-e", f"erp_version={running}", *QUICK)
-        assert proc.returncode == 0, proc.output[-4000:]
+    (running,) = set(current_versions(lab_hosts).values())
+    proc = playbook("deploy.yml", "-l", "lab", "-e", f"erp_version={running}", *QUICK)
+    assert proc.returncode == 0, proc.output[-4000:]
     good = deploy_runs(lab_history, "completed")[-1]
     before = current_versions(lab_hosts)
     failed_before = deploy_runs(lab_history, "failed")
