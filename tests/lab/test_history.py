@@ -18,6 +18,7 @@ import pytest
 from conftest import (
     HISTORY,
     QUICK,
+    app_hosts,
     current_versions,
     ensure_release,
     lab_vault_values,
@@ -69,6 +70,10 @@ def history(lab_hosts, recording):
     assert current_versions(lab_hosts) == before
     assert served_versions() == set(before.values())
     (faulty,) = [run for run in deploy_runs(lab_history, "failed") if run not in failed_before]
+    # The crashed build's container stays in the canary's idle slot, as a failed rollout
+    # leaves it for diagnosis; the modules after this one start from a lab without it.
+    for host in app_hosts(lab_hosts):
+        host.ssh(f"sudo docker ps -aq --filter ancestor=registry:5000/erp-app:{FAULTY} | xargs -r sudo docker rm -f")
     with HistoryServer(lab_history, HISTORY / "runserver.log") as server:
         yield server, good, faulty
 
