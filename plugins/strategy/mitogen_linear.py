@@ -1,4 +1,5 @@
-# Copyright: the erp.ops authors. GPL-3.0-or-later.
+# Copyright (c) ERP operations team
+# Apache License 2.0 (see galaxy.yml)
 """Ansible's linear strategy over Mitogen: ANSIBLE_STRATEGY=mitogen_linear (docs/controller.md)."""
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ description:
     become connections are Mitogen's. Each host keeps one Python interpreter for the whole run
     and modules are imported into it once, instead of a new interpreter and a 170 KB payload for
     every task.
-  - Selected per run with C(ANSIBLE_STRATEGY=mitogen_linear) or C(erpctl --mitogen); plays that
-    name their own strategy use M(erp.ops.mitogen_free)'s counterpart by the same rule.
+  - The repository's default (ansible.cfg); C(ANSIBLE_STRATEGY=linear) or
+    C(erpctl --strategy linear) runs plain Ansible instead.
   - Needs the C(mitogen) Python package pinned in requirements.txt (C(make setup) installs it).
 author: erp.ops
 """
