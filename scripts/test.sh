@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make test`: every test stage, or the named ones (lint unit molecule backup lab).
-# Fails on the first failing stage; prints one closing line of stage results.
+# Fails on the first failing stage; prints one closing line of stage results. molecule runs
+# beside lint, unit and backup (its output printed whole when it ends), the lab after them all.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -66,7 +67,8 @@ stage_molecule() {
   mapfile -t queue < <(molecule_scenarios)
   logs=$(mktemp -d)
   while [ ${#queue[@]} -gt 0 ] || [ ${#running[@]} -gt 0 ]; do
-    if [ "$failed" -eq 0 ] && [ ${#queue[@]} -gt 0 ] && [ ${#running[@]} -lt "$jobs" ]; then
+    if [ "$failed" -eq 0 ] && [ ! -e "$molecule_stop" ] && [ ${#queue[@]} -gt 0 ] \
+      && [ ${#running[@]} -lt "$jobs" ]; then
       scenario=${queue[0]}
       queue=("${queue[@]:1}")
       echo "molecule: $scenario started"
@@ -84,6 +86,7 @@ stage_molecule() {
     if [ "$rc" -ne 0 ]; then failed=1; fi
   done
   rm -rf "$logs"
+  [ ! -e "$molecule_stop" ] || { echo "molecule: stopped after another stage failed" >&2; failed=1; }
   return "$failed"
 }
 
@@ -132,20 +135,81 @@ for stage in "${stages[@]}"; do
     lint|unit|molecule|backup|lab) ;;
     *) echo "test.sh: unknown stage '$stage' (choose from lint unit molecule backup lab)" >&2; exit 2 ;;
   esac
+done
+
+# One stage in a subshell with errexit on. Callers run it as a plain command with errexit off,
+# never as a condition (`if ! run_stage`, `run_stage || ...`): bash ignores errexit inside
+# anything called as a condition, so a failing command in the middle of a stage would pass.
+run_stage() {
+  (set -e; "stage_$1")
+}
+
+stage_passed() {
+  echo "stage $1 passed in $2 s"
+  passed=$((passed + 1))
+}
+
+stage_failed() {
+  echo "stage $1 FAILED after $2 s" >&2
+  echo "stages: $passed passed, 1 failed"
+  exit 1
+}
+
+# molecule, when asked for, starts first in the background: most of a scenario's time is
+# waiting on apt, image copies and the services it starts, which the CPU-bound stages fill.
+# After another stage fails, the scenarios running finish (and destroy their instances) and
+# no new one starts.
+molecule_stop=$(mktemp -u)
+molecule_pid=""
+if printf '%s\n' "${stages[@]}" | grep -qx molecule; then
+  molecule_log=$(mktemp)
+  molecule_started=$SECONDS
+  set +e
+  run_stage molecule >"$molecule_log" 2>&1 &
+  molecule_pid=$!
+  set -e
+  echo "molecule: started beside the other stages (its output follows when it ends)"
+fi
+
+# Waits for molecule and prints its output; its exit status is molecule's.
+wait_molecule() {
+  local rc=0
+  wait "$molecule_pid" || rc=$?
+  molecule_pid=""
+  banner molecule
+  cat "$molecule_log"
+  rm -f "$molecule_log" "$molecule_stop"
+  return "$rc"
+}
+
+finish_molecule() {
+  local rc
+  [ -n "$molecule_pid" ] || return 0
+  set +e
+  wait_molecule
+  rc=$?
+  set -e
+  if [ "$rc" -ne 0 ]; then stage_failed molecule "$((SECONDS - molecule_started))"; fi
+  stage_passed molecule "$((SECONDS - molecule_started))"
+}
+
+for stage in "${stages[@]}"; do
+  [ "$stage" != molecule ] || continue
+  [ "$stage" != lab ] || finish_molecule
   banner "$stage"
   started=$SECONDS
-  # Not `if ! stage_x`: bash ignores errexit inside a function called as a condition, so a
-  # failing command in the middle of a stage would pass unnoticed. A plain subshell keeps it.
   set +e
-  (set -e; "stage_$stage")
+  run_stage "$stage"
   rc=$?
   set -e
   if [ "$rc" -ne 0 ]; then
-    echo "stage $stage FAILED after $((SECONDS - started)) s" >&2
-    echo "stages: $passed passed, 1 failed"
-    exit 1
+    if [ -n "$molecule_pid" ]; then
+      : >"$molecule_stop"
+      wait_molecule || true
+    fi
+    stage_failed "$stage" "$((SECONDS - started))"
   fi
-  echo "stage $stage passed in $((SECONDS - started)) s"
-  passed=$((passed + 1))
+  stage_passed "$stage" "$((SECONDS - started))"
 done
+finish_molecule
 echo "stages: $passed passed, 0 failed"
