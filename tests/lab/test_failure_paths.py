@@ -7,10 +7,15 @@ the change itself rather than a status read. No slot may stop serving before eve
 moved to its replacement: users see no failed request, every app host still serves the
 release it ran, the run fails and says which LB did not answer. Once SSH is back, the same
 deploy run again converges (the lock of the run whose process is gone is stale, and broken).
+
+The registry check meets a registry that requires a login (no login, a wrong one, the right
+one) and a registry that is down: one line each, before anything changes.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import subprocess
 import threading
 import time
@@ -103,3 +108,99 @@ def test_the_lb_lost_as_new_slots_start_leaves_every_old_slot_serving(deployed, 
     assert load.failed == [], load.failed[:5]
     moved = {name for name, version in current_versions(deployed).items() if version == target}
     assert moved == ({first} if shape == "a single app host" else set(before))
+
+
+# A registry that requires a login, as real ones do: Debian's docker-registry with htpasswd
+# (basic auth) beside the lab's own, for the registry check of lock.yml (erpctl's first step)
+# and deploy.yml's preflight. The password is the lab's only; its bcrypt hash below.
+LOGIN_REGISTRY_CONFIG = """\
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: /var/lib/docker-registry
+http:
+  addr: :5000
+auth:
+  htpasswd:
+    realm: lab
+    path: /etc/docker/registry/htpasswd
+"""
+LOGIN = ("lab", "lab-only-registry-password")
+HTPASSWD = "lab:$2y$10$a0Iyi7ZMTdy5uVnLPMLmVueHuCE6s2vVOrNa.o1LLG7f2rGyuI3uK\n"
+ENGINE_LOGINS = "/root/.docker/config.json"
+
+
+@pytest.fixture
+def login_registry(tmp_path):
+    (tmp_path / "config.yml").write_text(LOGIN_REGISTRY_CONFIG)
+    (tmp_path / "htpasswd").write_text(HTPASSWD)
+    name = f"{LAB_NAME}-loginregistry"
+    subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+    subprocess.run(["docker", "run", "-d", "--name", name, "--label", f"io.erplab.lab={LAB_NAME}",
+                    "--network", LAB_NAME, "--network-alias", "loginregistry",
+                    "-v", f"{tmp_path / 'config.yml'}:/etc/docker/registry/config.yml:ro",
+                    "-v", f"{tmp_path / 'htpasswd'}:/etc/docker/registry/htpasswd:ro",
+                    "erplab/registry:2.8"], check=True, capture_output=True)
+    yield "loginregistry:5000"
+    subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+
+
+def engine_login(host: str, registry: str, user: str, password: str) -> None:
+    """What docker_login (docker_engine_registry_logins) leaves in root's client config."""
+    auth = base64.b64encode(f"{user}:{password}".encode()).decode()
+    config = json.dumps({"auths": {registry: {"auth": auth}}})
+    engine(host, "sh", "-c", f"mkdir -p /root/.docker && printf '%s' '{config}' > {ENGINE_LOGINS}")
+
+
+def lock_check(*args: str) -> subprocess.CompletedProcess:
+    return playbook("lock.yml", "-l", "lab", "-e", "erp_lock_action=check", *args, timeout=300)
+
+
+def test_the_registry_check_asks_with_the_engine_s_login_and_names_each_refusal(deployed, login_registry):
+    first = sorted(h.name for h in app_hosts(deployed))[0]
+    at = ["-e", f"erp_registry={login_registry}", "-e", f"erp_registry_url=http://{login_registry}",
+          "-e", "erp_version=1.0.0"]
+    saved = engine(first, "cat", ENGINE_LOGINS)
+    try:
+        engine(first, "rm", "-f", ENGINE_LOGINS)
+        anonymous = lock_check(*at)
+        engine_login(first, login_registry, LOGIN[0], "not-the-password")
+        refused = lock_check(*at)
+        engine_login(first, login_registry, *LOGIN)
+        admitted = lock_check(*at)
+    finally:
+        if saved.returncode == 0:
+            engine(first, "sh", "-c", f"printf '%s' '{saved.stdout}' > {ENGINE_LOGINS}")
+        else:
+            engine(first, "rm", "-f", ENGINE_LOGINS)
+    tag = f"{login_registry}/erp-app:1.0.0"
+    for proc, says in ((anonymous, "cannot be checked: the registry requires a login the engine does not have"),
+                       (refused, "cannot be checked: the registry refused the engine's login (HTTP 401)"),
+                       # Admitted: the registry (empty) answers for the tag itself.
+                       (admitted, "is not in the registry")):
+        assert proc.returncode != 0
+        assert f"{tag} {says}" in proc.output, proc.output[-3000:]
+        assert f"(http://{login_registry}, asked from {first}); nothing changed" in proc.output
+        assert LOGIN[1] not in proc.output and "not-the-password" not in proc.output
+        assert "Traceback" not in proc.output
+
+
+def test_a_registry_that_is_down_is_named_before_anything_changes(deployed):
+    lb = next(h for h in deployed.values() if h.group == "erp_lb")
+    registry = f"{LAB_NAME}-registry"
+    subprocess.run(["docker", "stop", registry], check=True, capture_output=True)
+    try:
+        proc = playbook("deploy.yml", "-l", "lab", "-e", "erp_version=1.0.0", *QUICK, timeout=300)
+    finally:
+        subprocess.run(["docker", "start", registry], check=True, capture_output=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and engine(
+                "app1", "python3", "-c", "import urllib.request; urllib.request.urlopen('http://registry:5000/v2/')",
+        ).returncode != 0:
+            time.sleep(1)
+    assert proc.returncode != 0
+    assert "erp-app:1.0.0 is unknown: the registry did not answer (" in proc.output, proc.output[-3000:]
+    assert "Traceback" not in proc.output
+    assert lb.ssh("test -e /var/lib/erp/deploy.lock", check=False).returncode != 0
