@@ -51,7 +51,8 @@ BOOTSTRAP_USER = "debian"
 
 # ERP releases and the faulty builds used by the deploy tests; each is a tag of its own.
 ERP_RELEASES = ("1.0.0", "1.1.0")
-ERP_FAULTS = ("crash", "never-ready", "database-fails", "slow-ready", "fails-after-ready", "errors-500")
+ERP_FAULTS = ("crash", "never-ready", "database-fails", "slow-ready", "fails-after-ready", "errors-500",
+              "migration-hangs")
 FAULTY_BASE_RELEASE = "1.1.0"
 
 # Every capability but SYS_RESOURCE (missing from this machine's bounding set), and

@@ -1,7 +1,7 @@
 # Copyright (c) ERP operations team
 # Apache License 2.0 (see galaxy.yml)
 
-"""Rollout planning and load-balancer status filters: wrappers over plugins/module_utils.
+"""Rollout planning, rollout reports and load-balancer status filters: wrappers over plugins/module_utils.
 
 deploy.yml's ``serial`` comes from ``rollout_batch_sizes``, erpctl's stages from the same
 ``plan_batches``, so both plan the same batches. The docs live beside this file as
@@ -44,6 +44,21 @@ def rollout_batch_sizes(hosts, spec=None):
         raise AnsibleFilterError(f"erp_rollout_batches: {exc}") from exc
 
 
+def rollout_host_outcome(host):
+    """One app host's facts after a deploy.yml run -> "<host>: where it stands" for the report:
+    the outcome the run recorded (switched, reverted, NOT reverted, stopped answering), else
+    the release it was found on."""
+    name = host.get("inventory_hostname", "?")
+    outcome = host.get("_erp_deploy_outcome")
+    if outcome:
+        return f"{name}: {' '.join(str(outcome).split())}"
+    state = host.get("_erp_deploy_state")
+    current = state.get("current") if isinstance(state, dict) else None
+    if isinstance(current, dict) and current.get("version"):
+        return f"{name}: unchanged, on {current['version']}"
+    return f"{name}: unchanged" if isinstance(state, dict) else f"{name}: not reached by this run"
+
+
 def haproxy_servers(text, flat=False):
     """HAProxy ``show stat`` CSV -> {backend: {server: {status, weight, sessions}}}, or with
     ``flat`` a list of {backend, server, status, weight, sessions}."""
@@ -59,5 +74,6 @@ class FilterModule:
             "rollout_batches": rollout_batches,
             "rollout_batch_error": rollout_batch_error,
             "rollout_batch_sizes": rollout_batch_sizes,
+            "rollout_host_outcome": rollout_host_outcome,
             "haproxy_servers": haproxy_servers,
         }

@@ -96,6 +96,11 @@ def test_the_lb_lost_as_new_slots_start_leaves_every_old_slot_serving(deployed, 
     assert killed.is_set(), "the new slot never started: " + proc.output[-3000:]
     assert proc.returncode != 0
     assert "lb1 did not answer" in proc.output, proc.output[-4000:]
+    said = " ".join(proc.output.split())
+    # Where every app host stands, and the lock the unreachable LB still holds.
+    stands = said.split("Hosts: ", 1)[-1]
+    assert all(f"{name}: " in stands for name in before), said[-3000:]
+    assert "The deploy lock on lb1 could not be released (it did not answer)" in said
     assert "Traceback" not in proc.output
     assert load.failed == [], load.failed[:5]
     assert served_during == {running}
@@ -204,3 +209,88 @@ def test_a_registry_that_is_down_is_named_before_anything_changes(deployed):
     assert "erp-app:1.0.0 is unknown: the registry did not answer (" in proc.output, proc.output[-3000:]
     assert "Traceback" not in proc.output
     assert lb.ssh("test -e /var/lib/erp/deploy.lock", check=False).returncode != 0
+
+
+def lock_on_lb(lb) -> dict | None:
+    found = lb.ssh("sudo cat /var/lib/erp/deploy.lock", check=False)
+    return json.loads(found.stdout) if found.returncode == 0 else None
+
+
+def test_a_hung_migration_is_stopped_and_nothing_switches(deployed):
+    """A release whose migration never ends: stopped at erp_deploy_migrate_timeout, its
+    transaction and migration lock given back, no slot switched, the lock released."""
+    before = current_versions(deployed)
+    lb = next(h for h in deployed.values() if h.group == "erp_lb")
+    db = next(h for h in deployed.values() if h.group == "erp_db")
+    started = time.monotonic()
+    with Load(rate=PACED) as load:
+        proc = playbook("deploy.yml", "-l", "lab", "-e", "erp_version=1.1.0-fault-migration-hangs", *QUICK,
+                        "-e", "erp_deploy_migrate_timeout=8", "-e", "erp_deploy_require_backup=false", timeout=300)
+    assert proc.returncode != 0
+    assert "migrations did not finish within 8 s: stopped" in proc.output, proc.output[-3000:]
+    assert time.monotonic() - started < 200
+    assert "Traceback" not in proc.output
+    assert load.failed == [], load.failed[:5]
+    assert current_versions(deployed) == before
+    hosts_line = "Hosts: " + "; ".join(f"{name}: unchanged, on {before[name]}" for name in sorted(before))
+    assert hosts_line in " ".join(proc.output.split()), proc.output[-3000:]
+    for host in app_hosts(deployed):
+        assert host.ssh("sudo docker ps -aq --filter name=erp-migrate").stdout.strip() == ""
+    advisory = db.ssh("sudo docker exec erp-db psql -X -A -t -U postgres -d erp -c "
+                      "\"SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'\"").stdout.strip()
+    assert advisory == "0"
+    assert lock_on_lb(lb) is None
+
+
+def write_lock(lb, lock: dict) -> None:
+    lb.ssh(f"echo {json.dumps(json.dumps(lock))} | sudo tee /var/lib/erp/deploy.lock >/dev/null")
+
+
+@pytest.fixture
+def other_users_process():
+    """A live process of another Unix user on this controller (`kill -0` answers EPERM for it)."""
+    sleeper = subprocess.Popen(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sleep", "600"])
+    yield sleeper
+    sleeper.kill()
+    sleeper.wait()
+
+
+def test_a_live_holder_is_never_broken_and_a_gone_one_is(deployed, other_users_process):
+    """The lock names its holder by controller, pid, start time and boot id: a live process
+    (of another Unix user here) keeps its lock against deploy, rollback and the lock check;
+    once it is gone, or its pid names another process, or the lock is another controller's,
+    the next run knows which."""
+    lb = next(h for h in deployed.values() if h.group == "erp_lb")
+    pid = other_users_process.pid
+    try:
+        taken = playbook("lock.yml", "-l", "lab", "-e", "erp_lock_action=acquire", "-e", f"erp_lock_pid={pid}",
+                         "-e", "erp_deploy_message='operator one'", timeout=300)
+        assert taken.returncode == 0, taken.output[-3000:]
+        held = lock_on_lb(lb)
+        assert held["pid"] == pid and held["started"] and held["boot_id"] and held["controller"]
+
+        for proc in (playbook("deploy.yml", "-l", "lab", "-e", "erp_version=1.0.0", *QUICK, timeout=300),
+                     playbook("rollback.yml", "-l", "lab", timeout=300),
+                     lock_check()):
+            assert proc.returncode != 0
+            said = " ".join(proc.output.split())
+            assert f"whose process pid {pid} of " in said and "still runs on this controller" in said, said[-3000:]
+            assert "operator one" in said and "erpctl lock release --env lab" in said
+            assert "Traceback" not in proc.output
+            assert lock_on_lb(lb)["run"] == held["run"]
+
+        # Its pid now names a process that started later: the holder is gone.
+        write_lock(lb, {**held, "started": str(int(held["started"]) - 1)})
+        assert lock_check().returncode == 0
+        # The same lock from another controller: nothing here can tell, so it is kept.
+        write_lock(lb, {**held, "controller": "another-controller"})
+        elsewhere = lock_check()
+        assert elsewhere.returncode != 0
+        assert "runs on controller another-controller" in " ".join(elsewhere.output.split())
+        # The holder exits: its lock is stale, the next run takes over.
+        write_lock(lb, held)
+        other_users_process.kill()
+        other_users_process.wait()
+        assert lock_check().returncode == 0
+    finally:
+        lb.ssh("sudo rm -f /var/lib/erp/deploy.lock")

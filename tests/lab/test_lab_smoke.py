@@ -68,7 +68,8 @@ def test_a_container_starts_and_stops_inside_a_host_engine_from_the_lab_registry
 
 @pytest.mark.parametrize("tag", ["1.0.0", "1.1.0"] + [
     f"1.1.0-fault-{fault}"
-    for fault in ("crash", "never-ready", "database-fails", "slow-ready", "fails-after-ready", "errors-500")
+    for fault in ("crash", "never-ready", "database-fails", "slow-ready", "fails-after-ready", "errors-500",
+                  "migration-hangs")
 ])
 def test_releases_and_faulty_builds_are_in_the_lab_registry(tag):
     port = os.environ.get("LAB_REGISTRY_PORT", "5000")

@@ -215,3 +215,38 @@ def test_point_in_time_restore_returns_the_data_as_it_was_at_that_time(db):
     names = customer_names()
     assert "pitr-a customer 0" in names
     assert "pitr-b customer 0" not in names
+
+
+def test_a_restore_is_refused_while_a_deploy_holds_the_lock_and_takes_it_itself(db, lab_hosts):
+    """No database swap under a deploy's migrations: restore.yml refuses while another run holds
+    the deploy lock, before its safety dump; a restore holds the lock while it runs and
+    releases it at the end."""
+    lb = next(h for h in lab_hosts.values() if h.group == "erp_lb")
+    dumps = db.ssh("sudo ls /var/backups/erp/dumps").stdout.split()
+    held = playbook("lock.yml", "-l", "lab", "-e", "erp_lock_action=acquire", "-e", "erp_deploy_message='release'")
+    assert held.returncode == 0, held.output[-3000:]
+    try:
+        refused = playbook("restore.yml", "-l", "lab")
+    finally:
+        released = playbook("lock.yml", "-l", "lab", "-e", "erp_lock_action=release")
+    assert refused.returncode != 0
+    said_refused = " ".join(refused.output.split())
+    assert "Deploy lock of lab held by" in said_refused and "is none: it is held until released" in said_refused, \
+        said_refused[-3000:]
+    assert "Traceback" not in refused.output
+    assert "PLAY [Safety dump" not in refused.output
+    assert db.ssh("sudo ls /var/backups/erp/dumps").stdout.split() == dumps
+    assert released.returncode == 0
+    # While a restore runs the lock is its own, released at the end.
+    runner = threading.Thread(target=lambda: setattr(runner, "result", playbook("restore.yml", "-l", "lab")))
+    runner.start()
+    seen = set()
+    while runner.is_alive():
+        found = lb.ssh("sudo cat /var/lib/erp/deploy.lock 2>/dev/null", check=False).stdout.strip()
+        if found:
+            seen.add(json.loads(found)["operation"])
+        time.sleep(0.5)
+    runner.join()
+    assert runner.result.returncode == 0, runner.result.output[-4000:]
+    assert seen == {"restore"}
+    assert lb.ssh("test -e /var/lib/erp/deploy.lock", check=False).returncode != 0

@@ -79,6 +79,8 @@ class Rollout:
         self.message: str | None = None
         self.after: dict[str, HostRelease] = {}
         self.lb_hosts: list[str] = []
+        # The run id of the deploy lock this rollout holds: its stages and its rollback work under it.
+        self.lock_id: str | None = None
 
     # -- the steps
     def run(self) -> ExitCode:
@@ -126,6 +128,7 @@ class Rollout:
         if taken.error:
             raise ErpctlError(f"deploy lock of {opts.env} not taken: {taken.error}" + self._lock_hint(taken))
         self.report["lock"] = {"host": taken.host, "run": run_id}
+        self.lock_id = run_id
         try:
             return self._stages(stages, run_id)
         finally:
@@ -288,7 +291,8 @@ class Rollout:
         return self._rollback_after("interrupted (Ctrl-C)", ExitCode.INTERRUPTED)
 
     def _rollback_after(self, why: str, success_code: ExitCode) -> ExitCode:
-        ok, detail = rollback_hosts(self.s, self.opts.env, self.touched, self.before, self.report)
+        ok, detail = rollback_hosts(self.s, self.opts.env, self.touched, self.before, self.report,
+                                    lock_id=self.lock_id)
         if ok:
             outcome = "interrupted" if success_code == ExitCode.INTERRUPTED else "rolled-back"
             return self._finish(outcome, success_code,
@@ -302,9 +306,11 @@ class Rollout:
 
 
 def rollback_hosts(session: Session, env: str, hosts: list[str], before: dict[str, HostRelease],
-                   report: dict) -> tuple[bool, str]:
+                   report: dict, lock_id: str | None = None) -> tuple[bool, str]:
     """rollback.yml for ``hosts``, one run per release they were on before (erp_version given
-    so a host that was never switched stays where it is), then check what the hosts report."""
+    so a host that was never switched stays where it is), then check what the hosts report.
+    ``lock_id``: the deploy lock the caller holds (rollback.yml then works under it instead
+    of taking the lock itself)."""
     groups: dict[str | None, list[str]] = {}
     for host in hosts:
         release = before.get(host)
@@ -318,6 +324,8 @@ def rollback_hosts(session: Session, env: str, hosts: list[str], before: dict[st
         session.progress.set_phase(f"rollback {index}/{len(groups)}", f"{', '.join(group_hosts)} -> "
                                    f"{version or 'previous good release (from history)'}")
         extravars = {contract.VAR_ROLLBACK_HOSTS: group_hosts}
+        if lock_id:
+            extravars[contract.VAR_LOCK_ID] = lock_id
         if version:
             extravars[contract.VAR_VERSION] = version
         run = session.runner.playbook(playbook=contract.ROLLBACK_PLAYBOOK, limit=env, extravars=extravars,

@@ -148,6 +148,9 @@ class FakeRunner:
             return RunResult(status, 1 if status != "successful" else 0, hosts, f"{private_data_dir}/{ident}",
                              handed_back)
         if playbook == contract.ROLLBACK_PLAYBOOK:
+            refused = self._lock_refusal(extravars, private_data_dir, ident)
+            if refused is not None:
+                return refused
             if lab.interrupt_on_rollback is not None:
                 lab.interrupt_on_rollback.press()
                 if cancel_callback():
@@ -171,6 +174,17 @@ class FakeRunner:
         if playbook == contract.BACKUP_PLAYBOOK:
             return RunResult("successful", 0, {"db1": HostOutcome("ok")}, f"{private_data_dir}/{ident}")
         raise AssertionError(f"unexpected playbook {playbook}")
+
+    def _lock_refusal(self, extravars, private_data_dir, ident):
+        """rollback.yml's lock check: refused while a run other than erp_lock_id's holds it."""
+        if self.lab.lb.lock is None:
+            return None
+        holder = json.loads(self.lab.lb.lock)
+        if holder.get("run") == extravars.get(contract.VAR_LOCK_ID):
+            return None
+        message = f"Deploy lock of lab held by {holder.get('by')} since {holder.get('time')}"
+        return RunResult("failed", 2, {"lb1": HostOutcome("failed", {"msg": message}, "Refuse", message)},
+                         f"{private_data_dir}/{ident}")
 
     def _lock_playbook(self, extravars, private_data_dir, ident):
         """lock.yml as the erp_deploy role's lock_manage runs it: the registry asked from the

@@ -130,6 +130,15 @@ def test_rollback_command(erpctl, lab):
     one_line_error(erpctl("rollback", "--env", "lab"), "pass --yes")
 
 
+def test_rollback_command_is_refused_while_another_run_holds_the_lock(erpctl, lab):
+    lab.lb.lock = json.dumps({"run": "deploy-of-bob", "by": "bob", "time": "t", "version": "1.1.0"})
+    result = erpctl("rollback", "--env", "lab", "--to", "1.0.0", "--yes")
+    assert result.code == 2
+    assert "rollback failed: lb1: failed in task 'Refuse': Deploy lock of lab held by bob" in result.err, result.err
+    assert {app.version for app in lab.apps.values()} == {"1.0.0"}
+    assert json.loads(lab.lb.lock)["run"] == "deploy-of-bob"
+
+
 def test_lock_status_and_release(erpctl, lab):
     free = erpctl("lock", "status", "--env", "lab")
     assert free.code == 0 and "deploy lock of lab: free" in free.out

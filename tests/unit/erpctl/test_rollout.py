@@ -21,7 +21,18 @@ def deploys(lab):
 
 
 def rollbacks(lab):
-    return [call[3] for call in lab.calls if call[:2] == ("playbook", contract.ROLLBACK_PLAYBOOK)]
+    """rollback.yml's extra vars, less the lock id (asserted on its own: rollout_lock_ids)."""
+    return [{key: value for key, value in call[3].items() if key != contract.VAR_LOCK_ID}
+            for call in lab.calls if call[:2] == ("playbook", contract.ROLLBACK_PLAYBOOK)]
+
+
+def rollout_lock_ids(lab):
+    """The lock ids of lock.yml's acquire, of every deploy stage and of every rollback run."""
+    acquired = [call[3][contract.VAR_LOCK_RUN] for call in lab.calls
+                if call[:2] == ("playbook", contract.LOCK_PLAYBOOK) and call[3][contract.VAR_LOCK_ACTION] == "acquire"]
+    used = [call[3].get(contract.VAR_LOCK_ID) for call in lab.calls
+            if call[:2] in (("playbook", contract.DEPLOY_PLAYBOOK), ("playbook", contract.ROLLBACK_PLAYBOOK))]
+    return acquired, used
 
 
 def versions(lab):
@@ -70,6 +81,10 @@ def test_failed_stage_rolls_back_exactly_the_touched_hosts(erpctl, lab):
     # app3 was never touched: stage 3 did not start, and it is not rolled back
     assert [d[contract.VAR_ROLLOUT_HOSTS] for d in deploys(lab)] == [["app1"], ["app2"]]
     assert rollbacks(lab) == [{contract.VAR_ROLLBACK_HOSTS: ["app1", "app2"], contract.VAR_VERSION: "1.0.0"}]
+    # The rollback works under the rollout's own lock, as its stages do (rollback.yml refuses
+    # any other run's).
+    acquired, used = rollout_lock_ids(lab)
+    assert len(acquired) == 1 and used == acquired * 3
     assert versions(lab) == {"app1": "1.0.0", "app2": "1.0.0", "app3": "1.0.0"}
     assert locks(lab) == {}
     assert "ROLLED BACK" in result.err and "HTTP 503" in result.err

@@ -63,7 +63,8 @@ def test_every_release_and_fault_becomes_its_own_tag():
     tags = {tag: (version, fault) for tag, version, fault in labctl.erp_app_tags()}
     assert tags["1.0.0"] == ("1.0.0", "none")
     assert tags["1.1.0-fault-errors-500"] == ("1.1.0-fault-errors-500", "errors-500")
-    assert len(tags) == 2 + 6
+    assert tags["1.1.0-fault-migration-hangs"] == ("1.1.0-fault-migration-hangs", "migration-hangs")
+    assert len(tags) == 2 + 7
 
 
 @pytest.mark.parametrize(("argv", "code", "text"), [

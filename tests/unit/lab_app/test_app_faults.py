@@ -14,6 +14,7 @@ def test_no_fault_by_default():
     assert fault.broken(1e9) is None
     assert fault.database_failure() is None
     assert not fault.fails_request(0.0)
+    assert not fault.migration_hangs()
 
 
 def test_unknown_mode_is_rejected_with_the_choices():
@@ -81,6 +82,13 @@ def test_errors_500_fails_the_given_share_of_draws():
 
 def test_error_rate_only_matters_for_errors_500():
     assert not plan(erp_fault="never-ready", erp_fault_error_rate="1").fails_request(0.0)
+
+
+def test_only_migration_hangs_hangs_migrate_and_it_serves_normally():
+    fault = plan(erp_fault="migration-hangs")
+    assert fault.migration_hangs()
+    assert fault.crash_reason() is None and fault.readiness_blocker(0) is None and fault.broken(1e9) is None
+    assert [mode for mode in MODES if plan(erp_fault=mode).migration_hangs()] == ["migration-hangs"]
 
 
 def test_every_mode_parses():

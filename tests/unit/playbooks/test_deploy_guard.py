@@ -44,6 +44,16 @@ def run(playbook: str, *args: str) -> subprocess.CompletedProcess:
      "erp_rollout_batches [1, 0] cannot split"),
     ("deploy.yml", ["-l", "prod", "-e", "erp_version=1.1.0", "-e", '{"erp_rollout_batches": ["half"]}'],
      "'half' (position 1)"),
+    ("deploy.yml", ["-l", "prod", "-e", "erp_version=1.1.0", "-e", "erp_deploy_keep_images=-1"],
+     '(got "-1", 2048, 20, 24, 600)'),
+    ("deploy.yml", ["-l", "prod", "-e", "erp_version=1.1.0", "-e", "erp_deploy_history_keep=0"],
+     '(got 3, 2048, "0", 24, 600)'),
+    ("deploy.yml", ["-l", "prod", "-e", "erp_version=1.1.0", "-e", "erp_deploy_migrate_timeout=10m"],
+     '"10m")'),
+    ("deploy.yml", ["-l", "prod", "-e", "erp_version=1.1.0", "-e", "erp_deploy_backup_max_age_hours=0"],
+     '20, "0", 600)'),
+    ("rollback.yml", ["-l", "prod", "-e", '{"erp_lock_id": "a b"}'], '"a b")'),
+    ("restore.yml", ["-l", "prod-db1"], "got 'prod-db1'"),
 ])
 def test_guard_refuses_with_one_line_reason_and_contacts_no_host(playbook, args, says):
     proc = run(playbook, *args)

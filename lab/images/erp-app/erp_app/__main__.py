@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+import time
 
 from erp_app.config import ConfigError, load, port_from, redact_url
 from erp_app.migrations import target_version
@@ -54,7 +55,8 @@ def _migrate() -> int:
 
     where = redact_url(settings.database_url)
     try:
-        applied, schema = migrate(settings.database_url, settings.version)
+        hang = _hang_forever if settings.fault.migration_hangs() else None
+        applied, schema = migrate(settings.database_url, settings.version, hang)
     except psycopg2.OperationalError as exc:
         print(f"erp-app migrate: database {where}: {first_line(exc)}", file=sys.stderr)
         return 1
@@ -69,6 +71,13 @@ def _migrate() -> int:
     summary = "" if applied else "nothing to do: "
     print(f"{summary}schema {schema}; release {settings.version} needs {target_version(settings.version)}")
     return 0
+
+
+def _hang_forever() -> None:
+    print("erp-app migrate: fault 'migration-hangs': holding the migration lock (lab fault injection)",
+          file=sys.stderr, flush=True)
+    while True:
+        time.sleep(3600)
 
 
 def _healthcheck(path: str) -> int:

@@ -16,6 +16,7 @@ DATABASE_FAILS = "database-fails"
 SLOW_READY = "slow-ready"
 FAILS_AFTER_READY = "fails-after-ready"
 ERRORS_500 = "errors-500"
+MIGRATION_HANGS = "migration-hangs"
 
 MODES = (
     NONE,
@@ -25,6 +26,7 @@ MODES = (
     SLOW_READY,
     FAILS_AFTER_READY,
     ERRORS_500,
+    MIGRATION_HANGS,
 )
 
 # ERP_FAULT_DELAY_SECONDS defaults per mode (only these two modes use a delay).
@@ -84,6 +86,10 @@ class FaultPlan:
         if self.mode == DATABASE_FAILS:
             return "fault 'database-fails': database check fails on purpose"
         return None
+
+    def migration_hangs(self) -> bool:
+        """Whether ``migrate`` hangs once it holds the migration lock (until it is stopped)."""
+        return self.mode == MIGRATION_HANGS
 
     def fails_request(self, draw: float) -> bool:
         """Whether an API request answers 500, given a uniform draw in [0, 1)."""

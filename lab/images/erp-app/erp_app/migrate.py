@@ -16,11 +16,13 @@ LOCK_KEY = 0x6572705F6D6967
 LOCK_TIMEOUT = "60s"
 
 
-def migrate(database_url: str, release: str) -> tuple[list[Migration], str | None]:
+def migrate(database_url: str, release: str, hang=None) -> tuple[list[Migration], str | None]:
     """Apply what ``release`` needs in one transaction; return (applied, schema version).
 
     All pending migrations commit together or not at all (PostgreSQL DDL is
-    transactional), so a failed run leaves the schema as it was.
+    transactional), so a failed run leaves the schema as it was. ``hang`` (lab fault
+    injection) is called once the lock is held and never returns: a hung migration, whose
+    transaction PostgreSQL rolls back when the process is stopped.
     """
     check_order()
     conn = connect(database_url)
@@ -28,6 +30,8 @@ def migrate(database_url: str, release: str) -> tuple[list[Migration], str | Non
         with conn, conn.cursor() as cur:
             cur.execute("SET LOCAL lock_timeout = %s", (LOCK_TIMEOUT,))
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+            if hang is not None:
+                hang()
             cur.execute(BOOKKEEPING_DDL)
             cur.execute("SELECT id FROM schema_migrations")
             applied = {row[0] for row in cur.fetchall()}

@@ -21,7 +21,21 @@ erp_app,BACKEND,0,0,3,5,,10,0,0,0,0,,0,0,0,0,UP,2
 
 
 def test_filter_names():
-    assert sorted(FILTERS) == ["haproxy_servers", "rollout_batch_error", "rollout_batch_sizes", "rollout_batches"]
+    assert sorted(FILTERS) == ["haproxy_servers", "rollout_batch_error", "rollout_batch_sizes", "rollout_batches",
+                               "rollout_host_outcome"]
+
+
+@pytest.mark.parametrize(("facts", "line"), [
+    ({"_erp_deploy_outcome": "reverted to 1.0.0"}, "app1: reverted to 1.0.0"),
+    # A folded YAML outcome comes back on one line.
+    ({"_erp_deploy_outcome": "NOT reverted (lb1 did not\n  answer): check it"},
+     "app1: NOT reverted (lb1 did not answer): check it"),
+    ({"_erp_deploy_state": {"current": {"version": "1.0.0"}}}, "app1: unchanged, on 1.0.0"),
+    ({"_erp_deploy_state": {"current": None}}, "app1: unchanged"),
+    ({}, "app1: not reached by this run"),
+])
+def test_rollout_host_outcome(facts, line):
+    assert FILTERS["rollout_host_outcome"]({"inventory_hostname": "app1", **facts}) == line
 
 
 def test_rollout_batches_and_their_sizes():
