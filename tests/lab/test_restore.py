@@ -237,7 +237,12 @@ def test_a_restore_is_refused_while_a_deploy_holds_the_lock_and_takes_it_itself(
     assert "PLAY [Safety dump" not in refused.output
     assert db.ssh("sudo ls /var/backups/erp/dumps").stdout.split() == dumps
     assert released.returncode == 0
-    # While a restore runs the lock is its own, released at the end.
+    # While a restore runs the lock is its own, released at the end. A backup dated in the
+    # future (a host with a wrong clock wrote it) is named and never taken for the newest.
+    newest = db.ssh("sudo /usr/bin/python3 /usr/local/lib/erp-backup/erp_backup_tool.py latest "
+                    "--dir /var/backups/erp/dumps").stdout.strip()
+    future = "/var/backups/erp/dumps/20991231T000000Z"
+    db.ssh(f"sudo cp -a {newest} {future}")
     runner = threading.Thread(target=lambda: setattr(runner, "result", playbook("restore.yml", "-l", "lab")))
     runner.start()
     seen = set()
@@ -247,6 +252,12 @@ def test_a_restore_is_refused_while_a_deploy_holds_the_lock_and_takes_it_itself(
             seen.add(json.loads(found)["operation"])
         time.sleep(0.5)
     runner.join()
+    db.ssh(f"sudo rm -rf {future}")
     assert runner.result.returncode == 0, runner.result.output[-4000:]
     assert seen == {"restore"}
+    report = said(runner.result)
+    assert f"{future}: dated in the future, ignored" in report, report[-3000:]
+    assert re.search(rf"{newest}: intact \(\d+ files match the manifest\), taken \d{{8}}T\d{{6}}Z, \d+ h \d+ min ago",
+                     report), report[-3000:]
+    assert f"restored from: {newest}" in report
     assert lb.ssh("test -e /var/lib/erp/deploy.lock", check=False).returncode != 0

@@ -9,6 +9,8 @@ by erp-backup, erp-backup-verify and erp-backup-base:
   manifest   write manifest.json (and SHA256SUMS) for a finished backup directory (sha256 and
              size per file, checked against the sha256 taken while a file was written)
   check      compare the files of a backup directory with its manifest; names a bad file
+             (and refuses a backup dated in the future)
+  latest     the newest complete backup, ignoring (and naming) any dated in the future
   retention  apply the grandfather-father-son policy to a directory of timestamped backups
   metrics    write a node_exporter textfile atomically, keeping the last success on failure
   ping       GET/POST a dead-man URL
@@ -35,6 +37,9 @@ from pathlib import Path
 
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 STAMP_RE = re.compile(r"^\d{8}T\d{6}Z$")
+# A backup dated later than now plus this was written by a host with a wrong clock: as the
+# "newest" it would be restored by default and kept by retention forever.
+FUTURE_SKEW = dt.timedelta(minutes=5)
 MANIFEST = "manifest.json"
 SUMS = "SHA256SUMS"
 _IDENTIFIER = r'(?:"(?:[^"]|"")+"|[a-z_][a-z0-9_$]*)'
@@ -60,6 +65,15 @@ def parse_stamp(name: str) -> dt.datetime | None:
         return dt.datetime.strptime(name, STAMP_FORMAT).replace(tzinfo=dt.UTC)
     except ValueError:
         return None
+
+
+def stamp_of_backup(name: str) -> dt.datetime | None:
+    """The time a backup directory stands for, labelled ones (<stamp>-<label>) included."""
+    return parse_stamp(name[:16]) if len(name) == 16 or name[16:17] == "-" else None
+
+
+def in_the_future(stamp: dt.datetime, now: dt.datetime | None = None) -> bool:
+    return stamp > (now or dt.datetime.now(dt.UTC)) + FUTURE_SKEW
 
 
 # ---------------------------------------------------------------- retention
@@ -107,7 +121,9 @@ def complete_backups(directory: Path) -> dict[dt.datetime, Path]:
 
 
 def apply_retention(directory: Path, daily: int, weekly: int, monthly: int, dry_run: bool = False) -> list[Path]:
-    backups = complete_backups(directory)
+    # A backup dated in the future is left alone: as the "newest" it would be kept in place of
+    # the real newest, which the policy then could remove.
+    backups = {stamp: path for stamp, path in complete_backups(directory).items() if not in_the_future(stamp)}
     keep = select_keep(backups, daily, weekly, monthly)
     doomed = [path for stamp, path in sorted(backups.items()) if stamp not in keep]
     if not dry_run:
@@ -167,8 +183,12 @@ def render_sums(manifest: dict, manifest_text: str) -> str:
     return "".join(f"{digest}  {name}\n" for name, digest in sorted(digests.items()))
 
 
-def check_backup(directory: Path) -> list[str]:
+def check_backup(directory: Path, now: dt.datetime | None = None) -> list[str]:
     """Problems found in a backup directory, each naming the file; empty when it is intact."""
+    stamp = stamp_of_backup(directory.name)
+    if stamp is not None and in_the_future(stamp, now):
+        return [f"{directory}: dated {format_stamp(stamp)}, in the future: refused (was the clock of the host "
+                "that wrote it wrong?)"]
     manifest_path = directory / MANIFEST
     try:
         manifest = json.loads(manifest_path.read_text())
@@ -322,10 +342,24 @@ def cmd_manifest(args: argparse.Namespace) -> int:
     return 0
 
 
+def describe_age(seconds: float) -> str:
+    minutes = max(int(seconds // 60), 0)
+    days, minutes = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{days} d {hours} h" if days else f"{hours} h {minutes} min"
+
+
 def cmd_check(args: argparse.Namespace) -> int:
-    problems = check_backup(Path(args.dir))
+    directory = Path(args.dir)
+    problems = check_backup(directory)
     for problem in problems:
         print(problem, file=sys.stderr)
+    if args.describe and not problems:
+        stamp = stamp_of_backup(directory.name)
+        files = len(json.loads((directory / MANIFEST).read_text())["files"])
+        taken = (f", taken {format_stamp(stamp)}, "
+                 f"{describe_age((dt.datetime.now(dt.UTC) - stamp).total_seconds())} ago") if stamp else ""
+        print(f"{directory}: intact ({files} files match the manifest){taken}")
     return 1 if problems else 0
 
 
@@ -360,7 +394,11 @@ def cmd_manifest_value(args: argparse.Namespace) -> int:
 
 
 def cmd_latest(args: argparse.Namespace) -> int:
+    now = dt.datetime.fromtimestamp(args.now, dt.UTC) if args.now is not None else None
     backups = complete_backups(Path(args.dir))
+    for stamp in sorted(stamp for stamp in backups if in_the_future(stamp, now)):
+        print(f"{backups.pop(stamp)}: dated in the future, ignored (was the clock of the host that wrote it wrong?)",
+              file=sys.stderr)
     if not backups:
         print(f"{args.dir}: no complete backup", file=sys.stderr)
         return 1
@@ -410,6 +448,7 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check", help="compare a backup directory with its manifest")
     p.add_argument("--dir", required=True)
+    p.add_argument("--describe", action="store_true", help="print what was checked and the backup's age")
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("count-sql", help="print the query counting the rows of a manifest's tables")
@@ -428,6 +467,7 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("latest", help="print the newest complete backup directory")
     p.add_argument("--dir", required=True)
+    p.add_argument("--now", type=float, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_latest)
 
     p = sub.add_parser("retention", help="remove backups the GFS policy does not keep")

@@ -224,3 +224,55 @@ def test_metrics_file_is_replaced_atomically(tmp_path):
     tool.write_atomically(prom, "a 2\n")
     assert prom.read_text() == "a 2\n"
     assert [p.name for p in tmp_path.iterdir()] == ["m.prom"]
+
+
+def test_a_backup_dated_in_the_future_is_never_the_newest_nor_kept_in_place_of_it(tmp_path, capsys):
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    real = make_backup(tmp_path, now - dt.timedelta(hours=2))
+    older = make_backup(tmp_path, now - dt.timedelta(days=1))
+    future = make_backup(tmp_path, now + dt.timedelta(days=30))
+    assert tool.main(["latest", "--dir", str(tmp_path)]) == 0
+    out, err = capsys.readouterr()
+    assert out.strip() == str(real)
+    assert f"{future}: dated in the future, ignored" in err
+    # Retention neither keeps it as the newest (the real newest is) nor removes it.
+    assert tool.apply_retention(tmp_path, daily=0, weekly=0, monthly=0) == [older]
+    assert real.is_dir() and future.is_dir()
+
+
+def test_check_refuses_a_backup_dated_in_the_future_labelled_or_not(tmp_path):
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    for name in (tool.format_stamp(now + dt.timedelta(hours=1)),
+                 tool.format_stamp(now + dt.timedelta(hours=1)) + "-pre-deploy"):
+        path = tmp_path / name
+        path.mkdir()
+        (path / "erp.dump").write_bytes(b"x")
+        assert tool.main(["manifest", "--dir", str(path)]) == 0
+        [problem] = tool.check_backup(path)
+        assert "in the future: refused" in problem
+    # Within the allowed clock skew, and in the past, it is checked as usual.
+    recent = make_backup(tmp_path, now + dt.timedelta(minutes=1), complete=False)
+    assert tool.main(["manifest", "--dir", str(recent)]) == 0
+    assert tool.check_backup(recent) == []
+
+
+def test_latest_with_only_future_backups_finds_none(tmp_path, capsys):
+    make_backup(tmp_path, dt.datetime.now(dt.UTC) + dt.timedelta(days=1))
+    assert tool.main(["latest", "--dir", str(tmp_path)]) == 1
+    assert "no complete backup" in capsys.readouterr().err
+
+
+def test_check_describes_an_intact_backup_and_its_age(tmp_path, capsys):
+    taken = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(hours=3, minutes=7)
+    path = tmp_path / (tool.format_stamp(taken) + "-pre-deploy")
+    path.mkdir()
+    (path / "erp.dump").write_bytes(b"x" * 10)
+    (path / "globals.sql").write_text("--")
+    assert tool.main(["manifest", "--dir", str(path)]) == 0
+    assert tool.main(["check", "--dir", str(path), "--describe"]) == 0
+    said = capsys.readouterr().out.strip()
+    assert said == f"{path}: intact (2 files match the manifest), taken {tool.format_stamp(taken)}, 3 h 7 min ago"
+    # Without --describe, check says nothing when the backup is intact (scripts print their own line).
+    assert tool.main(["check", "--dir", str(path)]) == 0
+    assert capsys.readouterr().out == ""
+    assert tool.describe_age(2 * 86400 + 5 * 3600) == "2 d 5 h"
