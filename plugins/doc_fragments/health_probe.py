@@ -39,6 +39,12 @@ options:
           - Full URL of the endpoint.
         type: str
         required: true
+      any_version:
+        description:
+          - Accept any version from this endpoint, whatever O(expected_version) says (a load
+            balancer's frontend, which serves old and new releases during a rollout).
+        type: bool
+        default: false
   expected_status:
     description:
       - Health statuses accepted as healthy. Use V([pass]) to treat C(warn) as unhealthy.

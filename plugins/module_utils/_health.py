@@ -343,7 +343,7 @@ def build_endpoints(url=None, checks=None, endpoints=None):
 
     Either ``url`` (base URL) with ``checks`` (paths, default ``DEFAULT_CHECKS``; an
     absolute http(s) URL is used as is), or ``endpoints`` (list of dicts with ``name``
-    and ``url``).
+    and ``url``, and ``any_version`` true for one whose version is not checked).
 
     :raises ValueError: when both or neither forms are given, or on malformed items.
     """
@@ -358,7 +358,10 @@ def build_endpoints(url=None, checks=None, endpoints=None):
         for index, endpoint in enumerate(endpoints):
             if not isinstance(endpoint, dict) or not endpoint.get("url"):
                 raise ValueError(f"endpoints item {index} ({endpoint!r}) needs a url")
-            built.append({"name": str(endpoint.get("name") or endpoint["url"]), "url": str(endpoint["url"])})
+            entry = {"name": str(endpoint.get("name") or endpoint["url"]), "url": str(endpoint["url"])}
+            if endpoint.get("any_version"):
+                entry["any_version"] = True
+            built.append(entry)
         return built
     if not isinstance(url, str) or not url.strip():
         raise ValueError("url must be a non-empty string")
@@ -482,7 +485,8 @@ def wait_for_health(endpoints, fetch, deadline=60, interval=2, timeout=5, requir
         attempts += 1
         results = [
             probe_endpoint(endpoint, fetch, timeout=timeout, clock=clock, require_content_type=require_content_type,
-                           expected_status=expected_status, expected_version=expected_version,
+                           expected_status=expected_status,
+                           expected_version=None if endpoint.get("any_version") else expected_version,
                            max_latency_ms=max_latency_ms)
             for endpoint in endpoints
         ]

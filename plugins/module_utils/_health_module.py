@@ -27,6 +27,7 @@ PROBE_ARGUMENT_SPEC = {
         "options": {
             "name": {"type": "str"},
             "url": {"type": "str", "required": True},
+            "any_version": {"type": "bool", "default": False},
         },
     },
     "expected_status": {

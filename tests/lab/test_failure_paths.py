@@ -10,6 +10,10 @@ deploy run again converges (the lock of the run whose process is gone is stale, 
 
 The registry check meets a registry that requires a login (no login, a wrong one, the right
 one) and a registry that is down: one line each, before anything changes.
+
+A migration that hangs is stopped at its timeout with nothing switched; a live lock holder
+(another Unix user's process) is never broken and a gone one is; a release run that would
+recreate the database container is refused before PostgreSQL is touched.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import time
 
 import pytest
 from conftest import (
+    FAST,
     LAB_NAME,
     PACED,
     QUICK,
@@ -294,3 +299,69 @@ def test_a_live_holder_is_never_broken_and_a_gone_one_is(deployed, other_users_p
         assert lock_check().returncode == 0
     finally:
         lb.ssh("sudo rm -f /var/lib/erp/deploy.lock")
+
+
+def test_a_deploy_never_recreates_the_database_container(deployed):
+    """A changed database setting in a release run: refused with what changed, before the
+    container is touched; PostgreSQL keeps running, nothing switches, the lock is released."""
+    db = next(h for h in deployed.values() if h.group == "erp_db")
+    lb = next(h for h in deployed.values() if h.group == "erp_lb")
+    inspect = "sudo docker inspect -f '{{.State.StartedAt}} {{.HostConfig.ShmSize}}' erp-db"
+    running_since = db.ssh(inspect).stdout.strip()
+    before = current_versions(deployed)
+    target = "1.1.0" if set(before.values()) == {"1.0.0"} else "1.0.0"
+    with Load(rate=PACED) as load:
+        proc = playbook("deploy.yml", "-l", "lab", "-e", f"erp_version={target}", *FAST,
+                        "-e", "erp_db_shm_size=320m", timeout=300)
+    said = " ".join(proc.output.split())
+    assert proc.returncode != 0
+    assert "db1: the database container erp-db would be recreated (changed: " in said, said[-3000:]
+    assert "run again with -e erp_deploy_db_recreate=true" in said
+    assert "Traceback" not in proc.output
+    assert db.ssh(inspect).stdout.strip() == running_since
+    assert load.failed == [], load.failed[:5]
+    assert current_versions(deployed) == before
+    assert lock_on_lb(lb) is None
+
+
+def lb_runtime(command: str) -> str:
+    """One command on lb1's HAProxy runtime API (as the erp_lb role sends it)."""
+    return engine("lb1", "docker", "exec", "erp-lb", "sh", "-c",
+                  f"echo '{command}' | socat stdio UNIX-CONNECT:/run/haproxy/admin.sock").stdout
+
+
+def test_a_bake_fails_when_the_load_balancer_stops_serving_and_the_rollout_is_undone(deployed):
+    """The bake probes the load balancer's frontend as well as the slots: with every server of
+    the LB put in maintenance behind the deploy's back while the canary bakes, the slots stay
+    healthy but users get nothing; the bake fails and the canary is undone."""
+    before = current_versions(deployed)
+    running = next(iter(before.values()))
+    target = "1.1.0" if running == "1.0.0" else "1.0.0"
+    first = sorted(h.name for h in app_hosts(deployed))[0]
+    servers = [f"{host}_{slot}" for host in sorted(before) for slot in ("blue", "green")]
+    runner = threading.Thread(target=lambda: setattr(runner, "result", playbook(
+        "deploy.yml", "-l", "lab", "-e", f"erp_version={target}", *QUICK, "-e", "erp_deploy_bake_seconds=30",
+        timeout=600)))
+    runner.start()
+    try:
+        deadline = time.monotonic() + 300
+        while runner.is_alive() and time.monotonic() < deadline:
+            if release_state(deployed[first])["current"]["version"] == target:
+                for server in servers:
+                    lb_runtime(f"set server erp_app/{server} state maint")
+                break
+            time.sleep(0.5)
+        runner.join(timeout=600)
+    finally:
+        # The hosts the undo does not touch are given back their live slots.
+        for host in sorted(before):
+            live = release_state(deployed[host])["current"]["slot"]
+            lb_runtime(f"set server erp_app/{host}_{live} state ready")
+    proc = runner.result
+    said = " ".join(proc.output.split())
+    assert proc.returncode != 0
+    assert "unhealthy while baking: http://" in said and ":8404/health/ready: HTTP 503" in said, said[-3000:]
+    assert f"{first}: reverted to {running}" in said
+    assert "Traceback" not in proc.output
+    assert current_versions(deployed) == before
+    assert served_versions() == {running}

@@ -359,6 +359,24 @@ def test_wait_applies_expectations_on_every_attempt():
     assert result["attempts"] == 3
 
 
+def test_an_any_version_endpoint_is_judged_on_health_alone():
+    """A bake also probes the load balancer, which serves old and new releases at once."""
+    clock = FakeClock()
+    old = HttpResponse(200, HEALTH, body(status="pass", version="1.4.1"))
+    lb = build_endpoints(endpoints=[{"name": "lb1", "url": "http://lb/health/ready", "any_version": True},
+                                    {"name": "app1", "url": "http://h/health/ready"}])
+    assert lb[0] == {"name": "lb1", "url": "http://lb/health/ready", "any_version": True}
+    fetch = ScriptedFetch(clock, {"http://lb/health/ready": [old], "http://h/health/ready": [OK]})
+    result = wait_for_health(lb, fetch, deadline=0, expected_version="1.4.2", clock=clock, sleep=clock.sleep)
+    assert result["healthy"] is True
+    # Still judged on its health: a load balancer with no server up fails the wait.
+    fetch = ScriptedFetch(clock, {"http://lb/health/ready": [HttpResponse(503, "text/html", b"<html>503</html>")],
+                                  "http://h/health/ready": [OK]})
+    result = wait_for_health(lb, fetch, deadline=0, expected_version="1.4.2", clock=clock, sleep=clock.sleep)
+    assert result["healthy"] is False
+    assert result["reason"].startswith("http://lb/health/ready: HTTP 503")
+
+
 def test_hold_keeps_probing_until_the_endpoints_stayed_healthy_that_long():
     clock = FakeClock()
     fetch = ScriptedFetch(clock, {"http://h/health/ready": [OK] * 10})
