@@ -11,7 +11,9 @@ deploy run again converges (the lock of the run whose process is gone is stale, 
 The registry check meets a registry that requires a login (no login, a wrong one, the right
 one) and a registry that is down: one line each, before anything changes.
 
-A migration that hangs is stopped at its timeout with nothing switched; a live lock holder
+A migration that hangs is stopped at its timeout with nothing switched; a registry lost
+between the manifest check and the pull stops the deploy before anything moves; a controller
+killed mid-rollout leaves users served and a lock the next deploy breaks; a live lock holder
 (another Unix user's process) is never broken and a gone one is; a release run that would
 recreate the database container is refused before PostgreSQL is touched.
 """
@@ -20,6 +22,8 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import signal
 import subprocess
 import threading
 import time
@@ -30,6 +34,7 @@ from conftest import (
     LAB_NAME,
     PACED,
     QUICK,
+    REPO,
     Load,
     app_hosts,
     current_versions,
@@ -105,6 +110,8 @@ def test_the_lb_lost_as_new_slots_start_leaves_every_old_slot_serving(deployed, 
     # Where every app host stands, and the lock the unreachable LB still holds.
     stands = said.split("Hosts: ", 1)[-1]
     assert all(f"{name}: " in stands for name in before), said[-3000:]
+    # The first host's undo met the silent LB too: the report says its old slot still serves.
+    assert f"{first}: NOT reverted (" in stands and f"slot of {running} still runs; check it" in stands, stands
     assert "The deploy lock on lb1 could not be released (it did not answer)" in said
     assert "Traceback" not in proc.output
     assert load.failed == [], load.failed[:5]
@@ -244,6 +251,79 @@ def test_a_hung_migration_is_stopped_and_nothing_switches(deployed):
     advisory = db.ssh("sudo docker exec erp-db psql -X -A -t -U postgres -d erp -c "
                       "\"SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'\"").stdout.strip()
     assert advisory == "0"
+    assert lock_on_lb(lb) is None
+
+
+def test_a_registry_lost_after_the_manifest_check_stops_the_deploy_before_any_switch(deployed):
+    """The registry answers the preflight, then stops as the lock is taken: the pre-pull on
+    the app hosts fails, naming the image and the host; nothing migrates or switches, the
+    lock is released."""
+    before = current_versions(deployed)
+    lb = next(h for h in deployed.values() if h.group == "erp_lb")
+    # A release none of the app hosts has, so that each must pull it.
+    release = "1.1.0-fault-migration-hangs"
+    for host in app_hosts(deployed):
+        host.ssh(f"sudo docker image rm -f registry:5000/erp-app:{release}", check=False)
+        assert host.ssh(f"sudo docker image inspect registry:5000/erp-app:{release}", check=False).returncode != 0
+    registry = f"{LAB_NAME}-registry"
+    runner = threading.Thread(target=lambda: setattr(runner, "result", playbook(
+        "deploy.yml", "-l", "lab", "-e", f"erp_version={release}", *QUICK, timeout=300)))
+    stopped = False
+    try:
+        with Load(rate=PACED) as load:
+            runner.start()
+            deadline = time.monotonic() + 300
+            while runner.is_alive() and time.monotonic() < deadline:
+                if engine("lb1", "test", "-e", "/var/lib/erp/deploy.lock").returncode == 0:
+                    subprocess.run(["docker", "stop", "-t", "1", registry], check=True, capture_output=True)
+                    stopped = True
+                    break
+                time.sleep(0.2)
+            runner.join(timeout=400)
+    finally:
+        subprocess.run(["docker", "start", registry], check=True, capture_output=True)
+    proc = runner.result
+    said = " ".join(proc.output.split())
+    assert stopped, said[-3000:]
+    assert proc.returncode != 0
+    assert f"registry:5000/erp-app:{release} could not be pulled" in said, said[-3000:]
+    assert "Hosts: " + "; ".join(f"{name}: unchanged, on {before[name]}" for name in sorted(before)) in said
+    assert "Traceback" not in proc.output
+    assert load.failed == [], load.failed[:5]
+    assert current_versions(deployed) == before
+    assert lock_on_lb(lb) is None
+
+
+def test_a_controller_killed_mid_rollout_leaves_users_served_and_the_next_deploy_finishes(deployed):
+    """ansible-playbook killed outright (no rescue, no unlock) once the canary switched: users
+    are still served, the lock names the killed process, and the next deploy breaks that lock
+    (its holder is gone) and takes every app host to the release."""
+    before = current_versions(deployed)
+    running = next(iter(before.values()))
+    target = "1.1.0" if running == "1.0.0" else "1.0.0"
+    first = sorted(h.name for h in app_hosts(deployed))[0]
+    lb = next(h for h in deployed.values() if h.group == "erp_lb")
+    with Load(rate=PACED) as load:
+        run = subprocess.Popen(
+            ["ansible-playbook", "deploy.yml", "-l", "lab", "-e", f"erp_version={target}", *QUICK],
+            cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True, env=dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg")))
+        deadline = time.monotonic() + 300
+        while run.poll() is None and time.monotonic() < deadline:
+            if release_state(deployed[first])["current"]["version"] == target:
+                os.killpg(run.pid, signal.SIGKILL)
+                break
+            time.sleep(0.3)
+        run.wait(timeout=60)
+        left = lock_on_lb(lb)
+        again = playbook("deploy.yml", "-l", "lab", "-e", f"erp_version={target}", *QUICK)
+    assert run.returncode == -signal.SIGKILL, "the run ended before its canary switched"
+    assert left is not None and left["pid"] == run.pid
+    assert again.returncode == 0, again.output[-4000:]
+    assert "Broke the deploy lock held by" in again.output
+    assert load.failed == [], load.failed[:5]
+    assert set(current_versions(deployed).values()) == {target}
+    assert served_versions() == {target}
     assert lock_on_lb(lb) is None
 
 

@@ -6,7 +6,8 @@ load balancer comes back identical after restore.yml (per-table checksums comput
 PostgreSQL, not only counts); during the restore users get HAProxy's 503, never a connection
 error, and the ERP is served again afterwards; restore.yml says what it restored from and how
 long it took. A point-in-time restore returns the data as it was at that time.
-backup_verify.yml proves the newest backup restores and writes its metrics.
+backup_verify.yml proves the newest backup restores and writes its metrics. A restore that cannot
+reach the load balancer's runtime API restores nothing and leaves users served.
 The refusal on prod without restore_confirm needs no lab: tests/unit/playbooks/test_backup_guard.py.
 """
 
@@ -260,4 +261,29 @@ def test_a_restore_is_refused_while_a_deploy_holds_the_lock_and_takes_it_itself(
     assert re.search(rf"{newest}: intact \(\d+ files match the manifest\), taken \d{{8}}T\d{{6}}Z, \d+ h \d+ min ago",
                      report), report[-3000:]
     assert f"restored from: {newest}" in report
+    assert lb.ssh("test -e /var/lib/erp/deploy.lock", check=False).returncode != 0
+
+
+def test_a_restore_that_cannot_reach_the_load_balancer_s_runtime_api_changes_nothing(db, lab_hosts):
+    """HAProxy serves but its runtime API socket is gone: the ERP could not be put in
+    maintenance, so the restore stops before anything changes (no lock, no safety dump), users
+    are served all along, and the run names the load balancer and what it answered."""
+    lb = next(h for h in lab_hosts.values() if h.group == "erp_lb")
+    before = table_checksums(db)
+    socket, hidden = "/run/erp-lb/admin.sock", "/run/erp-lb/admin.sock.away"
+    lb.ssh(f"sudo mv {socket} {hidden}")
+    try:
+        with Probe() as probe:
+            restore = playbook("restore.yml", "-l", "lab")
+    finally:
+        lb.ssh(f"sudo mv {hidden} {socket}")
+    report = said(restore)
+    assert restore.returncode != 0
+    assert "lb1: HAProxy's runtime API (/run/erp-lb/admin.sock) did not answer the status read: " in report, \
+        report[-3000:]
+    # Refused before the lock and the safety dump.
+    assert "PLAY [Safety dump" not in restore.output
+    assert "Traceback" not in restore.output
+    assert probe.errors == [] and set(probe.statuses) == {200}, (probe.errors[:3], sorted(set(probe.statuses)))
+    assert table_checksums(db) == before
     assert lb.ssh("test -e /var/lib/erp/deploy.lock", check=False).returncode != 0
