@@ -97,12 +97,13 @@ stage_backup() {
 }
 
 # One lab for every lab test module, in this order: provisioning (hardening) first, so every
-# module after it proves the hardened lab still works; then the lab itself, deploy.yml,
-# deploy.yml meeting broken infrastructure, erpctl, deploy.yml from inside the execution
-# environment AWX runs, the run history of those runs in ARA's web UI, health checks and
-# alerting, backup and restore, then what Prometheus scrapes from all of it.
+# module after it proves the hardened lab still works; then the lab itself, deploy.yml, the
+# perimeter as an outside user meets it, deploy.yml meeting broken infrastructure, erpctl,
+# deploy.yml from inside the execution environment AWX runs, the run history of those runs
+# in ARA's web UI, health checks and alerting, backup and restore, then what Prometheus
+# scrapes from all of it.
 # LAB_TESTS=<file,...> runs a subset.
-LAB_ORDER=(test_provision test_lab_smoke test_deploy test_failure_paths test_erpctl
+LAB_ORDER=(test_provision test_lab_smoke test_deploy test_security test_failure_paths test_erpctl
   test_execution_environment test_history test_health test_restore test_monitoring)
 
 lab_modules() {

@@ -239,12 +239,18 @@ def _reaches(role, host_groups):
 
 
 def access_host_plan(people, roles, host_groups, existing_accounts=(), ssh_group="", admin_role="admin",
-                     today=None):
+                     today=None, group_members=None, known_accounts=()):
     """What one host should have: [{name, full_name, state: present|locked, groups, keys, expires}].
 
     A person is present where one of their roles reaches the host (role hosts name inventory
     groups, or all) while they are active and unexpired; otherwise their account, if the host
     has one, is locked (deactivated). People who never had an account here are left out.
+
+    With ``existing_accounts`` as getent's passwd database ({name: [password, uid, gid, gecos,
+    ...]}) and ``group_members`` as its group database ({group: [password, gid, "a,b"]}), a
+    person's account (a UID in HUMAN_UIDS) that is in a role's group or the SSH group but that
+    the matrix does not list, nor ``known_accounts``, is locked too, marked ``unlisted``: taking
+    someone out of the matrix takes their access away.
     """
     validated = access_validate(people, roles, admin_role=admin_role, today=today)
     known_roles = _validate_roles(roles, admin_role)
@@ -261,7 +267,42 @@ def access_host_plan(people, roles, host_groups, existing_accounts=(), ssh_group
         elif person["name"] in existing:
             plan.append({"name": person["name"], "full_name": person["full_name"], "state": "locked",
                          "groups": [], "keys": [], "expires": person["expires"], "expires_epoch": LOCKED_EPOCH})
+    listed = {person["name"] for person in validated} | set(known_accounts or [])
+    managed = {g for role in known_roles.values() for g in role["groups"]} | ({ssh_group} - {""})
+    for name, groups in sorted(_unlisted_members(existing_accounts, group_members, managed, listed).items()):
+        plan.append({"name": name, "full_name": _gecos(existing_accounts, name), "state": "locked", "groups": [],
+                     "keys": [], "expires": "", "expires_epoch": LOCKED_EPOCH, "unlisted": True,
+                     "held_groups": groups})
     return plan
+
+
+def _gecos(accounts, name):
+    """The full name in getent passwd's [password, uid, gid, gecos, home, shell]."""
+    fields = accounts.get(name) or []
+    return str(fields[3]).split(",")[0] if len(fields) > 3 else ""
+
+
+def _unlisted_members(accounts, group_members, managed, listed):
+    """{account: [managed groups it is in]} for people's accounts (HUMAN_UIDS) outside ``listed``."""
+    if not isinstance(accounts, dict) or not isinstance(group_members, dict):
+        return {}
+    found = {}
+    for group in sorted(managed):
+        fields = group_members.get(group)
+        if not fields or len(fields) < 3:
+            continue
+        members = {m for m in str(fields[2] or "").split(",") if m}
+        members |= {name for name, entry in accounts.items()
+                    if len(entry) > 2 and str(entry[2]) == str(fields[1])}
+        for name in members - set(listed):
+            entry = accounts.get(name)
+            try:
+                uid = int(entry[1])
+            except (TypeError, ValueError, IndexError):
+                continue
+            if uid in HUMAN_UIDS:
+                found.setdefault(name, []).append(group)
+    return found
 
 
 def access_sudo_rules(roles, admin_role="admin"):

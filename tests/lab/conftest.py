@@ -64,6 +64,13 @@ def lab_hosts() -> dict[str, Host]:
     return hosts
 
 
+def internal_addresses() -> dict[str, str]:
+    """Each lab host's address on the lab network (erp_internal_address), reachable from here."""
+    lab = yaml.safe_load(INVENTORY.read_text())["lab"]
+    return {name: hostvars["erp_internal_address"]
+            for group in lab["children"].values() for name, hostvars in group["hosts"].items()}
+
+
 @pytest.fixture(scope="session", autouse=True)
 def lab_history() -> Path:
     """ARA's data directory (ARA_BASE_DIR) of the session, recording off until a module

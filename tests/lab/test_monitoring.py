@@ -21,7 +21,7 @@ import urllib.request
 
 import pytest
 import yaml
-from conftest import INVENTORY, REPO, app_hosts, ensure_healthcheck, ensure_release, playbook, release_state
+from conftest import REPO, app_hosts, ensure_healthcheck, ensure_release, internal_addresses, playbook, release_state
 
 RULES = sorted((REPO / "monitoring" / "rules").glob("*.yml"))
 # Metrics the rules read that the lab cannot serve, and why.
@@ -30,12 +30,6 @@ NOT_IN_THE_LAB = {
 }
 TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"
 SLOT_PORTS = {"blue": 8001, "green": 8002}
-
-
-def internal_addresses() -> dict[str, str]:
-    lab = yaml.safe_load(INVENTORY.read_text())["lab"]
-    return {name: hostvars["erp_internal_address"]
-            for group in lab["children"].values() for name, hostvars in group["hosts"].items()}
 
 
 def scrape(url: str) -> str:

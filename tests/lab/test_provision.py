@@ -19,19 +19,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import INVENTORY, REPO, ensure_release, playbook, recap, served_versions
+from conftest import REPO, ensure_release, internal_addresses, playbook, recap, served_versions
 
 MATRIX = yaml.safe_load((REPO / "inventories" / "lab" / "group_vars" / "lab" / "access.yml").read_text())
 PEOPLE = MATRIX["access_people"]
 CONNECT = ("import socket, sys\ntry:\n    socket.create_connection(('{address}', {port}), timeout=5)\n"
            "except OSError as e:\n    print(type(e).__name__); sys.exit(1)")
-
-
-def addresses() -> dict[str, str]:
-    """Each lab host's erp_internal_address (its address on the lab network)."""
-    lab = yaml.safe_load(INVENTORY.read_text())["lab"]
-    return {name: hostvars["erp_internal_address"]
-            for group in lab["children"].values() for name, hostvars in group["hosts"].items()}
 
 
 def ssh_argv(host, user: str, key: str, *options: str, command: str = "id -Gn") -> list[str]:
@@ -102,7 +95,7 @@ def http_get(address: str, port: int, path: str) -> str:
 
 def test_the_lab_serves_erp_through_the_lb_and_the_controller_reaches_internal_ports(provisioned, lab_hosts):
     assert served_versions() == {"1.0.0"}
-    address = addresses()
+    address = internal_addresses()
     assert json.loads(http_get(address["lb1"], 80, "/version"))["version"] == "1.0.0"
     assert "haproxy_" in http_get(address["lb1"], 8404, "/metrics")
     for host in (h for h in lab_hosts.values() if h.group == "erp_app"):
@@ -139,7 +132,7 @@ def test_the_database_port_is_open_from_an_app_host_and_closed_from_the_lb_host(
     # PostgreSQL is the erp-db container's published port: Docker's DNAT path, not input.
     if after == "a firewall restart":
         lab_hosts["db1"].ssh("sudo -n systemctl restart erp-firewall")
-    db = addresses()["db1"]
+    db = internal_addresses()["db1"]
     opened = connect_from(lab_hosts["app1"], db, 5432)
     assert opened.returncode == 0, opened.stdout
     closed = connect_from(lab_hosts["lb1"], db, 5432)
@@ -227,6 +220,28 @@ def test_access_lifecycle_add_change_role_deactivate(provisioned, lab_hosts, dav
     finally:
         # The lab's own matrix never changed (each step passed its matrix with -e): only the
         # accounts made for dave are left to remove.
+        for host in lab_hosts.values():
+            host.ssh("sudo -n pkill -KILL -u dave; id dave && sudo -n userdel -r dave", check=False)
+
+
+def test_a_person_taken_out_of_the_matrix_can_no_longer_log_in_or_sudo(provisioned, lab_hosts, dave):
+    """Removing someone from the matrix (not marking them inactive) removes their access: the
+    account left in the matrix's groups is deactivated, named in the run, its session ended."""
+    app1 = lab_hosts["app1"]
+    try:
+        apply_access(dave, with_dave(dave, roles=["admin"]))
+        assert "erp-admin" in login(app1, "dave", dave["key"]).stdout.split()
+        proc = provision("--tags", "access", people=copy.deepcopy(PEOPLE), tmp=dave["tmp"])
+        assert proc.returncode == 0, proc.output[-5000:]
+        assert "Locking dave: not in the access matrix, yet in erp-admin, erp-ssh" in " ".join(proc.output.split())
+        assert groups_of(app1, "dave") == {"dave"}
+        assert "not allowed to run sudo" in sudo_rights(app1, "dave")
+        assert app1.ssh("sudo -n test -e /home/dave/.ssh/authorized_keys", check=False).returncode == 1
+        assert login(app1, "dave", dave["key"]).returncode == 255
+        # The lab's own people and the account Ansible connects as keep their access.
+        assert "erp-admin" in groups_of(app1, "alice")
+        assert app1.ssh("sudo -n true").returncode == 0
+    finally:
         for host in lab_hosts.values():
             host.ssh("sudo -n pkill -KILL -u dave; id dave && sudo -n userdel -r dave", check=False)
 

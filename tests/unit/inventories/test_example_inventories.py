@@ -188,7 +188,10 @@ def test_provision_input_checks_pass(tmp_path, environment):
     # what the example inventories had before they had a matrix
     ({"access_people": []}, "access_people: no active, unexpired person holds the role"),
     ({"hardening_firewall_admin_networks": ["bastion.example"]}, "bastion.example' is not an address or a CIDR"),
-], ids=["no-matrix", "bad-admin-network"])
+    ({"hardening_firewall_admin_networks": ["0.0.0.0/0", "::/0"]},
+     "0.0.0.0/0, ::/0 in hardening_firewall_admin_networks or hardening_firewall_monitoring_networks would open SSH"),
+    ({"hardening_firewall_admin_networks": []}, "hardening_firewall_admin_networks must allow SSH from somewhere"),
+], ids=["no-matrix", "bad-admin-network", "world-open-admin-network", "no-admin-network"])
 def test_the_checks_really_run_and_refuse_on_prod(tmp_path, override, says):
     proc = run_provision_checks(tmp_path, "prod", "-e", json.dumps(override))
     assert proc.returncode != 0

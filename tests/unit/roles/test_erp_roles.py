@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import urllib.parse
 from pathlib import Path
 
 import jinja2
@@ -50,9 +51,39 @@ def test_every_slot_of_every_app_host_is_a_checked_server_that_starts_disabled(h
 def test_health_and_stats_are_not_public(haproxy_cfg):
     public = haproxy_cfg.split("frontend erp_public")[1].split("frontend erp_internal")[0]
     internal = haproxy_cfg.split("frontend erp_internal")[1].split("backend ")[0]
-    assert "http-request deny deny_status 404 if { path_beg /health }" in public
     assert "stats" not in public and "prometheus-exporter" not in public
     assert "bind 10.0.0.3:8404" in internal and "stats enable" in internal
+
+
+# The public frontend's deny rules on the request path: `path[,url_dec][,lower] -m reg <re>`.
+DENY = re.compile(r"^\s*http-request deny deny_status (\d+) if \{ path((?:,\w+)*) -m reg (\S+) \}$", re.M)
+SPELLINGS = [line for line in (ROLES.parent / "tests" / "internal_path_spellings.txt").read_text().splitlines()
+             if line and not line.startswith("#")]
+
+
+def public_refusal(public: str, target: str) -> str | None:
+    """The status the public frontend's rules deny ``target`` with, as HAProxy judges it."""
+    path = target.split("?", 1)[0].split("#", 1)[0]
+    for status, converters, pattern in DENY.findall(public):
+        sample = path
+        for converter in filter(None, converters.split(",")):
+            sample = {"url_dec": urllib.parse.unquote, "lower": str.lower}[converter](sample)
+        if re.search(pattern, sample):
+            return status
+    return None
+
+
+@pytest.mark.parametrize("target", [s for s in SPELLINGS if "health" in urllib.parse.unquote(s).lower()])
+def test_every_spelling_of_a_health_path_is_refused_by_the_public_frontend(haproxy_cfg, target):
+    public = haproxy_cfg.split("frontend erp_public")[1].split("frontend erp_internal")[0]
+    assert public_refusal(public, target) in ("400", "404"), target
+
+
+@pytest.mark.parametrize("target", ["/version", "/api/customers?limit=1", "/api/customers?q=/health/../x",
+                                    "/api/invoices/42", "/static/app.js"])
+def test_the_erp_s_own_paths_pass_the_public_frontend(haproxy_cfg, target):
+    public = haproxy_cfg.split("frontend erp_public")[1].split("frontend erp_internal")[0]
+    assert public_refusal(public, target) is None, target
 
 
 def test_runtime_states_survive_reloads_and_only_idempotent_requests_are_retried(haproxy_cfg):

@@ -144,6 +144,33 @@ def test_inactive_and_expired_people_are_locked():
     assert plan(["erp_db"], existing=["carol"], the_people=gone)["carol"]["state"] == "locked"
 
 
+# getent's databases on a host where mallory (removed from the matrix), an automation
+# account and a system account are in the matrix's groups; erin is in none of them.
+PASSWD = {"alice": ["x", "1001", "1001", "Alice Admin,,,", "/home/alice", "/bin/bash"],
+          "mallory": ["x", "1002", "1002", "Mallory Left,,,", "/home/mallory", "/bin/bash"],
+          "deploybot": ["x", "1003", "1003", "", "/home/deploybot", "/bin/bash"],
+          "erin": ["x", "1004", "1004", "", "/home/erin", "/bin/bash"],
+          "frank": ["x", "1005", "3005", "", "/home/frank", "/bin/bash"],
+          "syslog": ["x", "104", "110", "", "/home/syslog", "/usr/sbin/nologin"]}
+GROUPS = {"erp-admin": ["x", "3001", "alice,mallory"], "erp-ssh": ["x", "3002", "alice,mallory,deploybot"],
+          "adm": ["x", "4", "syslog"], "erp-deploy": ["x", "3005", ""], "users": ["x", "100", "erin"]}
+
+
+def test_accounts_the_matrix_does_not_list_are_locked_where_they_hold_its_groups():
+    entries = F["access_host_plan"](PEOPLE, ROLES, ["erp_app"], PASSWD, ssh_group="erp-ssh", today=TODAY,
+                                    group_members=GROUPS, known_accounts=["deploybot"])
+    unlisted = {e["name"]: e for e in entries if e.get("unlisted")}
+    # frank holds erp-deploy as his primary group; system accounts and erin are left alone.
+    assert sorted(unlisted) == ["frank", "mallory"]
+    assert unlisted["mallory"] == {
+        "name": "mallory", "full_name": "Mallory Left", "state": "locked", "groups": [], "keys": [], "expires": "",
+        "expires_epoch": 86400, "unlisted": True, "held_groups": ["erp-admin", "erp-ssh"]}
+    assert unlisted["frank"]["held_groups"] == ["erp-deploy"]
+    # Account names alone (no databases): nothing can be told, nothing extra is locked.
+    assert not [e for e in F["access_host_plan"](PEOPLE, ROLES, ["erp_app"], list(PASSWD), today=TODAY)
+                if e.get("unlisted")]
+
+
 def test_sudo_rights_go_to_each_roles_first_group():
     assert F["access_sudo_rules"](ROLES) == [
         {"role": "admin", "group": "erp-admin", "commands": ["ALL"]},
