@@ -18,7 +18,7 @@ from ansible.parsing.vault import VaultLib, VaultSecret
 
 REPO = Path(__file__).resolve().parents[3]
 INVENTORIES = REPO / "inventories"
-ENVIRONMENTS = sorted(p.name for p in INVENTORIES.iterdir() if (p / "hosts.yml").exists())
+ENVIRONMENTS = sorted(p.name for p in INVENTORIES.iterdir() if (p / "group_vars" / p.name).is_dir())
 HEADER = re.compile(r"\$ANSIBLE_VAULT;[^\s]*")
 VALUE = re.compile(r"!vault \|\n((?:[ \t]+\S.*\n?)+)")
 
