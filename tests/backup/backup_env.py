@@ -125,6 +125,7 @@ class Jobs:
             "ERP_BACKUP_KEEP_DAILY": 7,
             "ERP_BACKUP_KEEP_WEEKLY": 4,
             "ERP_BACKUP_KEEP_MONTHLY": 6,
+            "ERP_BACKUP_KEEP_LABELLED": 5,
             "ERP_BACKUP_VERIFY_CONTAINER_PREFIX": f"{RUN_ID}-verify",
             "ERP_BACKUP_VERIFY_TIMEOUT": 120,
             "ERP_BACKUP_WAL_CONTAINER": f"{self.container}-wal",

@@ -235,16 +235,23 @@ def test_a_second_run_that_cannot_wait_exits_75_without_touching_anything(tmp_pa
 
 
 def test_retention_after_a_real_backup_keeps_exactly_the_gfs_set(jobs: Jobs):
-    jobs.configure(ERP_BACKUP_KEEP_DAILY=3, ERP_BACKUP_KEEP_WEEKLY=2, ERP_BACKUP_KEEP_MONTHLY=3)
+    jobs.configure(ERP_BACKUP_KEEP_DAILY=3, ERP_BACKUP_KEEP_WEEKLY=2, ERP_BACKUP_KEEP_MONTHLY=3,
+                   ERP_BACKUP_KEEP_LABELLED=2)
     jobs.dumps.mkdir(parents=True)
     now = dt.datetime.now(dt.UTC)
     faked = {}
+    deploys = []
     for days_ago in range(1, 100):  # one backup a day for 99 days before today
         stamp = (now - dt.timedelta(days=days_ago)).replace(hour=2, minute=15, second=0, microsecond=0)
         path = jobs.dumps / stamp.strftime("%Y%m%dT%H%M%SZ")
         path.mkdir()
         (path / "manifest.json").write_text("{}")
         faked[stamp] = path.name
+        if days_ago <= 4:  # and a deploy's pre-deploy dump on each of the last four days
+            labelled = jobs.dumps / ((stamp + dt.timedelta(hours=1)).strftime("%Y%m%dT%H%M%SZ") + "-pre-deploy")
+            labelled.mkdir()
+            (labelled / "manifest.json").write_text("{}")
+            deploys.append(labelled.name)
     result = jobs.run("erp-backup")
     assert result.returncode == 0, result.stderr
     new = result.stdout.strip().rsplit("/", 1)[1]
@@ -261,6 +268,8 @@ def test_retention_after_a_real_backup_keeps_exactly_the_gfs_set(jobs: Jobs):
         if month != (now.year, now.month) and month not in [m for m, _ in months]:
             months.append((month, faked[s]))
     expected |= {name for _, name in months[:2]}
+    # labelled: the two newest pre-deploy dumps, outside the GFS set
+    expected |= set(sorted(deploys)[-2:])
     assert sorted(p.name for p in jobs.backups()) == sorted(expected)
 
 

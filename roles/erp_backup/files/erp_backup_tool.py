@@ -11,7 +11,8 @@ by erp-backup, erp-backup-verify and erp-backup-base:
   check      compare the files of a backup directory with its manifest; names a bad file
              (and refuses a backup dated in the future)
   latest     the newest complete backup, ignoring (and naming) any dated in the future
-  retention  apply the grandfather-father-son policy to a directory of timestamped backups
+  retention  apply the grandfather-father-son policy to a directory of timestamped backups,
+             and keep the newest N of each label (pre-deploy, pre-restore)
   metrics    write a node_exporter textfile atomically, keeping the last success on failure
   ping       GET/POST a dead-man URL
 
@@ -110,6 +111,20 @@ def select_keep(stamps: Iterable[dt.datetime], daily: int, weekly: int, monthly:
     return keep
 
 
+# A label's kind: the label without what names one instance (pitr-20261127t140300z -> pitr).
+LABEL_INSTANCE_RE = re.compile(r"-[0-9][0-9a-z]*$")
+
+
+def labelled_backups(directory: Path) -> dict[str, dict[dt.datetime, Path]]:
+    """{label kind: {stamp: directory}} of the complete labelled backups (<stamp>-<label>)."""
+    found: dict[str, dict[dt.datetime, Path]] = {}
+    for entry in directory.iterdir():
+        stamp = stamp_of_backup(entry.name)
+        if stamp is not None and len(entry.name) > 16 and entry.is_dir() and (entry / MANIFEST).is_file():
+            found.setdefault(LABEL_INSTANCE_RE.sub("", entry.name[17:]), {})[stamp] = entry
+    return found
+
+
 def complete_backups(directory: Path) -> dict[dt.datetime, Path]:
     """Backup directories with a timestamp name and a manifest; anything else is not a backup."""
     found = {}
@@ -120,12 +135,20 @@ def complete_backups(directory: Path) -> dict[dt.datetime, Path]:
     return found
 
 
-def apply_retention(directory: Path, daily: int, weekly: int, monthly: int, dry_run: bool = False) -> list[Path]:
+def apply_retention(directory: Path, daily: int, weekly: int, monthly: int, dry_run: bool = False,
+                    labelled: int | None = None) -> list[Path]:
+    """Remove what the GFS policy does not keep; with ``labelled``, also every labelled backup
+    (pre-deploy, pre-restore, ...) but the newest ``labelled`` of each label."""
+    if labelled is not None and labelled < 1:
+        raise ValueError("the labelled backups kept per label must be at least 1")
     # A backup dated in the future is left alone: as the "newest" it would be kept in place of
     # the real newest, which the policy then could remove.
     backups = {stamp: path for stamp, path in complete_backups(directory).items() if not in_the_future(stamp)}
     keep = select_keep(backups, daily, weekly, monthly)
     doomed = [path for stamp, path in sorted(backups.items()) if stamp not in keep]
+    for stamps in ({} if labelled is None else labelled_backups(directory)).values():
+        current = sorted(stamp for stamp in stamps if not in_the_future(stamp))
+        doomed += [stamps[stamp] for stamp in current[:-labelled]]
     if not dry_run:
         for path in doomed:
             shutil.rmtree(path)
@@ -407,7 +430,7 @@ def cmd_latest(args: argparse.Namespace) -> int:
 
 
 def cmd_retention(args: argparse.Namespace) -> int:
-    for path in apply_retention(Path(args.dir), args.daily, args.weekly, args.monthly, args.dry_run):
+    for path in apply_retention(Path(args.dir), args.daily, args.weekly, args.monthly, args.dry_run, args.labelled):
         print(("would remove " if args.dry_run else "removed ") + str(path))
     return 0
 
@@ -475,6 +498,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--daily", type=int, required=True)
     p.add_argument("--weekly", type=int, required=True)
     p.add_argument("--monthly", type=int, required=True)
+    p.add_argument("--labelled", type=int, help="labelled backups kept per label (default: all)")
     p.add_argument("--dry-run", action="store_true")
     p.set_defaults(func=cmd_retention)
 

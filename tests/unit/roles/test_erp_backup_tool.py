@@ -67,8 +67,8 @@ def test_negative_counts_are_refused(daily, weekly, monthly):
         tool.select_keep(daily_series("2026-05-01", 3), daily, weekly, monthly)
 
 
-def make_backup(root: Path, stamp: dt.datetime, complete: bool = True) -> Path:
-    path = root / tool.format_stamp(stamp)
+def make_backup(root: Path, stamp: dt.datetime, complete: bool = True, label: str = "") -> Path:
+    path = root / (tool.format_stamp(stamp) + (f"-{label}" if label else ""))
     path.mkdir()
     (path / "erp.dump").write_bytes(b"x" * 10)
     if complete:
@@ -92,6 +92,26 @@ def test_dry_run_removes_nothing(tmp_path):
     paths = [make_backup(tmp_path, s) for s in daily_series("2026-04-01", 5)]
     assert tool.apply_retention(tmp_path, 1, 0, 0, dry_run=True) == paths[:4]
     assert all(p.exists() for p in paths)
+
+
+def test_labelled_backups_keep_the_newest_of_each_label_and_the_policy_never_touches_them(tmp_path):
+    days = daily_series("2026-04-01", 6)
+    plain = [make_backup(tmp_path, s) for s in days]
+    deploys = [make_backup(tmp_path, s + dt.timedelta(hours=1), label="pre-deploy") for s in days]
+    restores = [make_backup(tmp_path, s + dt.timedelta(hours=2), label="pre-restore") for s in days[:2]]
+    # Each point-in-time recovery is labelled with its target: one kind, pitr.
+    pitrs = [make_backup(tmp_path, s + dt.timedelta(hours=3), label=f"pitr-{tool.format_stamp(s).lower()}")
+             for s in days[:4]]
+    removed = tool.apply_retention(tmp_path, daily=7, weekly=0, monthly=0, labelled=2)
+    assert sorted(removed) == sorted(deploys[:4] + pitrs[:2])
+    assert all(p.exists() for p in plain + deploys[4:] + restores + pitrs[2:])
+    # Without the option (an older caller), labelled backups are left alone.
+    assert tool.apply_retention(tmp_path, daily=7, weekly=0, monthly=0) == []
+
+
+def test_at_least_one_labelled_backup_of_each_label_is_kept(tmp_path):
+    with pytest.raises(ValueError, match="at least 1"):
+        tool.apply_retention(tmp_path, daily=1, weekly=0, monthly=0, labelled=0)
 
 
 @pytest.mark.parametrize("name", ["20261127T020000Z", "20260229T000000Z"])
