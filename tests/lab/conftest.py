@@ -266,3 +266,8 @@ def lab_vault_values() -> dict[str, str]:
         values[name] = vault.decrypt(ciphertext).decode()
     assert values, "no vaulted value found in the lab vault"
     return values
+
+
+def secrets_in(text: str) -> list[str]:
+    """The names of the lab vault's values that appear in ``text``."""
+    return sorted(name for name, value in lab_vault_values().items() if value in text)

@@ -13,9 +13,10 @@ one) and a registry that is down: one line each, before anything changes.
 
 A migration that hangs is stopped at its timeout with nothing switched; a registry lost
 between the manifest check and the pull stops the deploy before anything moves; a controller
-killed mid-rollout leaves users served and a lock the next deploy breaks; a live lock holder
-(another Unix user's process) is never broken and a gone one is; a release run that would
-recreate the database container is refused before PostgreSQL is touched.
+killed mid-rollout leaves users served and a lock the next deploy breaks; an undo that fails
+(the old image gone, the registry down) is reported as such and the lock released; a live
+lock holder (another Unix user's process) is never broken and a gone one is; a release run
+that would recreate the database container is refused before PostgreSQL is touched.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from conftest import (
     ensure_release,
     playbook,
     release_state,
+    secrets_in,
     served_versions,
 )
 
@@ -316,15 +318,72 @@ def test_a_controller_killed_mid_rollout_leaves_users_served_and_the_next_deploy
             time.sleep(0.3)
         run.wait(timeout=60)
         left = lock_on_lb(lb)
-        again = playbook("deploy.yml", "-l", "lab", "-e", f"erp_version={target}", *QUICK)
+        # At -vvv: not one secret in the output, whatever the verbosity.
+        again = playbook("deploy.yml", "-l", "lab", "-e", f"erp_version={target}", *QUICK, "-vvv")
     assert run.returncode == -signal.SIGKILL, "the run ended before its canary switched"
     assert left is not None and left["pid"] == run.pid
     assert again.returncode == 0, again.output[-4000:]
     assert "Broke the deploy lock held by" in again.output
+    assert secrets_in(again.output) == []
     assert load.failed == [], load.failed[:5]
     assert set(current_versions(deployed).values()) == {target}
     assert served_versions() == {target}
     assert lock_on_lb(lb) is None
+
+
+def test_an_undo_that_fails_is_reported_and_the_others_are_still_undone(deployed):
+    """The undo itself fails: once the canary switched, its previous release's image is
+    removed and the registry stopped (the undo cannot start the old slot again), and the next
+    host stops answering, failing the rollout. Users are still served (the canary's new slot
+    keeps serving), the report says the canary was NOT reverted and why, with its old slot
+    stopped, the run fails and releases the lock; once the registry is back, a deploy of the
+    previous release converges."""
+    before = current_versions(deployed)
+    running = next(iter(before.values()))
+    target = "1.1.0" if running == "1.0.0" else "1.0.0"
+    first, second = sorted(h.name for h in app_hosts(deployed))
+    lb = next(h for h in deployed.values() if h.group == "erp_lb")
+    registry = f"{LAB_NAME}-registry"
+    runner = threading.Thread(target=lambda: setattr(runner, "result", playbook(
+        "deploy.yml", "-l", "lab", "-e", f"erp_version={target}", *QUICK, "-e", "erp_deploy_bake_seconds=10",
+        timeout=600)))
+    broken = False
+    try:
+        with Load(rate=PACED) as load:
+            runner.start()
+            deadline = time.monotonic() + 300
+            while runner.is_alive() and time.monotonic() < deadline:
+                if release_state(deployed[first])["current"]["version"] == target:
+                    engine(first, "docker", "image", "rm", "-f", f"registry:5000/erp-app:{running}")
+                    subprocess.run(["docker", "stop", "-t", "1", registry], check=True, capture_output=True)
+                    engine(second, "pkill", "-x", "sshd")
+                    broken = True
+                    break
+                time.sleep(0.3)
+            runner.join(timeout=600)
+            served_during = served_versions()
+    finally:
+        subprocess.run(["docker", "start", registry], check=True, capture_output=True)
+        engine(second, "systemctl", "restart", "ssh")
+    proc = runner.result
+    said = " ".join(proc.output.split())
+    assert broken, said[-3000:]
+    assert proc.returncode != 0
+    stands = said.split("Hosts: ", 1)[-1]
+    assert f"{first}: NOT reverted (" in stands and f"could not be pulled on {first}" in stands, said[-4000:]
+    assert f"slot of {running} is stopped; check it" in stands
+    assert f"{second}: stopped answering (" in stands
+    assert "Traceback" not in proc.output
+    assert load.failed == [], load.failed[:5]
+    assert served_during <= {running, target}
+    assert current_versions(deployed) == {**before, first: target}
+    assert lock_on_lb(lb) is None
+
+    with Load(rate=PACED) as load:
+        again = playbook("deploy.yml", "-l", "lab", "-e", f"erp_version={running}", *QUICK)
+    assert again.returncode == 0, again.output[-4000:]
+    assert load.failed == [], load.failed[:5]
+    assert current_versions(deployed) == before
 
 
 def write_lock(lb, lock: dict) -> None:

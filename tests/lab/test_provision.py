@@ -179,8 +179,15 @@ def test_access_lifecycle_add_change_role_deactivate(provisioned, lab_hosts, dav
         # 1. Added as a deployer: an account on app and LB hosts, none on the database host.
         apply_access(dave, with_dave(dave, roles=["deployer"]))
         assert groups_of(app1, "dave") == {"dave", "erp-deploy", "erp-ssh"}
-        assert "(root) NOPASSWD: /usr/bin/docker" in sudo_rights(app1, "dave")
+        assert "(root) NOPASSWD: /usr/local/sbin/erp-ops" in sudo_rights(app1, "dave")
         assert fingerprint in key_fingerprints(app1, "dave")
+        # Status and logs of the ERP containers, through erp-ops; docker itself is root: refused.
+        as_dave = subprocess.run(ssh_argv(app1, "dave", dave["key"], command=(
+            "sudo -n /usr/local/sbin/erp-ops status && sudo -n /usr/local/sbin/erp-ops logs erp-db --tail 1;"
+            " sudo -n /usr/bin/docker ps")), capture_output=True, text=True, timeout=60)
+        assert "erp-app-" in as_dave.stdout, as_dave.stdout + as_dave.stderr
+        assert "'erp-db' is not an ERP container here" in as_dave.stderr
+        assert "a password is required" in as_dave.stderr or "not allowed" in as_dave.stderr, as_dave.stderr
         assert db1.ssh("getent passwd dave", check=False).returncode == 2
         assert "erp-deploy" in login(app1, "dave", dave["key"]).stdout.split()
 

@@ -23,7 +23,7 @@ import urllib.request
 from datetime import UTC, datetime
 
 import pytest
-from conftest import LB_PORT, ensure_release, playbook
+from conftest import LB_PORT, ensure_release, playbook, secrets_in
 
 METRICS = "/var/lib/prometheus/node-exporter"
 
@@ -244,7 +244,9 @@ def test_a_restore_is_refused_while_a_deploy_holds_the_lock_and_takes_it_itself(
                     "--dir /var/backups/erp/dumps").stdout.strip()
     future = "/var/backups/erp/dumps/20991231T000000Z"
     db.ssh(f"sudo cp -a {newest} {future}")
-    runner = threading.Thread(target=lambda: setattr(runner, "result", playbook("restore.yml", "-l", "lab")))
+    # At -vvv: not one secret in the output, whatever the verbosity.
+    runner = threading.Thread(target=lambda: setattr(runner, "result", playbook("restore.yml", "-l", "lab",
+                                                                                   "-vvv")))
     runner.start()
     seen = set()
     while runner.is_alive():
@@ -255,6 +257,7 @@ def test_a_restore_is_refused_while_a_deploy_holds_the_lock_and_takes_it_itself(
     runner.join()
     db.ssh(f"sudo rm -rf {future}")
     assert runner.result.returncode == 0, runner.result.output[-4000:]
+    assert secrets_in(runner.result.output) == []
     assert seen == {"restore"}
     report = said(runner.result)
     assert f"{future}: dated in the future, ignored" in report, report[-3000:]

@@ -44,3 +44,9 @@ def test_expiry_dates_reach_the_account(host):
 
 def test_a_role_that_does_not_reach_the_host_gives_no_account(host):
     assert not host.user("bob").exists  # deployers reach app and LB hosts, not this database host
+
+
+def test_erp_ops_is_installed_root_owned_for_the_deployers_sudo_right(host):
+    ops = host.file("/usr/local/sbin/erp-ops")
+    assert ops.user == "root" and ops.group == "root" and ops.mode == 0o755
+    assert "{status,logs,restart}" in host.check_output("/usr/local/sbin/erp-ops --help")

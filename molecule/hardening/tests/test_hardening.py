@@ -1,5 +1,5 @@
 """Role hardening, tried from this machine over the scenario network: sshd admits keys of the
-allowed group only, refuses root and passwords, never takes a bad setting; the firewall opens
+allowed group only, from authorized_keys only, refuses root and passwords, never takes a bad setting; the firewall opens
 a port to its rule's network only and never touches the tables of others."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ def test_sshd_runs_with_the_hardened_settings(host):
     effective = host.check_output("sshd -T").splitlines()
     for line in ("permitrootlogin no", "passwordauthentication no", "kbdinteractiveauthentication no",
                  "authenticationmethods publickey", "allowgroups erp-ssh", "x11forwarding no",
+                 "authorizedkeysfile .ssh/authorized_keys",
                  "ciphers chacha20-poly1305@openssh.com,aes256-gcm@openssh.com,aes128-gcm@openssh.com,"
                  "aes256-ctr,aes128-ctr"):
         assert line in effective
@@ -49,6 +50,19 @@ def test_a_person_of_the_allowed_group_logs_in_with_a_key(authorized, client_key
 def test_an_account_outside_the_allowed_group_is_refused_even_with_a_key(authorized, client_key):
     authorized("mallory", "/home/mallory")
     refused = ssh("mallory", client_key)
+    assert refused.returncode == 255
+    assert "Permission denied" in refused.stderr
+
+
+def test_a_key_in_authorized_keys2_is_not_honoured(host, client_key):
+    """Only the file the access role manages and reviews lets anyone in."""
+    public = client_key.with_suffix(".pub").read_text().strip()
+    host.run_expect([0], "install -d -m 700 -o alice /home/alice/.ssh")
+    host.run_expect([0], f"echo '{public}' > /home/alice/.ssh/authorized_keys2")
+    try:
+        refused = ssh("alice", client_key)
+    finally:
+        host.run("rm -f /home/alice/.ssh/authorized_keys2")
     assert refused.returncode == 255
     assert "Permission denied" in refused.stderr
 
