@@ -14,7 +14,8 @@ one) and a registry that is down: one line each, before anything changes.
 A migration that hangs is stopped at its timeout with nothing switched; a registry lost
 between the manifest check and the pull stops the deploy before anything moves; a controller
 killed mid-rollout leaves users served and a lock the next deploy breaks; an undo that fails
-(the old image gone, the registry down) is reported as such and the lock released; a live
+(the old image gone, the registry down) is reported as such and the lock released; an app
+host lost while its batch bakes does not stop the rollout and is named; a live
 lock holder (another Unix user's process) is never broken and a gone one is; a release run
 that would recreate the database container is refused before PostgreSQL is touched.
 """
@@ -62,8 +63,8 @@ def engine(host: str, *argv: str) -> subprocess.CompletedProcess:
                           timeout=60)
 
 
-def new_slot_running(host: str, idle_slot: str) -> bool:
-    ps = engine(host, "docker", "ps", "-q", "--filter", f"name=^erp-app-{idle_slot}$", "--filter", "status=running")
+def slot_running(host: str, slot: str) -> bool:
+    ps = engine(host, "docker", "ps", "-q", "--filter", f"name=^erp-app-{slot}$", "--filter", "status=running")
     return bool(ps.stdout.strip())
 
 
@@ -85,7 +86,7 @@ def test_the_lb_lost_as_new_slots_start_leaves_every_old_slot_serving(deployed, 
     idle = "green" if release_state(deployed[first])["current"]["slot"] == "blue" else "blue"
     # The trigger is the idle slot running: the container kept from an earlier release is
     # stopped, but a run that failed before this one may have left it running.
-    if new_slot_running(first, idle):
+    if slot_running(first, idle):
         engine(first, "docker", "stop", f"erp-app-{idle}")
     killed = threading.Event()
     try:
@@ -95,7 +96,7 @@ def test_the_lb_lost_as_new_slots_start_leaves_every_old_slot_serving(deployed, 
             runner.start()
             deadline = time.monotonic() + 600
             while time.monotonic() < deadline and runner.is_alive():
-                if new_slot_running(first, idle):
+                if slot_running(first, idle):
                     engine("lb1", "pkill", "-x", "sshd")
                     killed.set()
                     break
@@ -384,6 +385,46 @@ def test_an_undo_that_fails_is_reported_and_the_others_are_still_undone(deployed
     assert again.returncode == 0, again.output[-4000:]
     assert load.failed == [], load.failed[:5]
     assert current_versions(deployed) == before
+
+
+def test_an_app_host_lost_while_its_batch_bakes_is_named_and_the_rollout_goes_on(deployed):
+    """The canary stops answering SSH once its switch is done, while it bakes: it serves the
+    new release and the bakes probe it over HTTP from the controller, so the rollout goes on
+    to the other hosts; the report names the host that kept its old images."""
+    before = current_versions(deployed)
+    running = next(iter(before.values()))
+    target = "1.1.0" if running == "1.0.0" else "1.0.0"
+    first = sorted(h.name for h in app_hosts(deployed))[0]
+    old_slot = release_state(deployed[first])["current"]["slot"]
+    runner = threading.Thread(target=lambda: setattr(runner, "result", playbook(
+        "deploy.yml", "-l", "lab", "-e", f"erp_version={target}", *QUICK, "-e", "erp_deploy_bake_seconds=15",
+        timeout=600)))
+    lost = False
+    try:
+        with Load(rate=PACED) as load:
+            runner.start()
+            deadline = time.monotonic() + 300
+            while runner.is_alive() and time.monotonic() < deadline:
+                # The switch's last step stops the old slot; its reachability check follows at once.
+                if (release_state(deployed[first])["current"]["version"] == target
+                        and not slot_running(first, old_slot)):
+                    time.sleep(3)
+                    engine(first, "pkill", "-x", "sshd")
+                    lost = True
+                    break
+                time.sleep(0.3)
+            runner.join(timeout=600)
+    finally:
+        engine(first, "systemctl", "restart", "ssh")
+    proc = runner.result
+    said = " ".join(proc.output.split())
+    assert lost, said[-3000:]
+    assert proc.returncode == 0, said[-4000:]
+    assert f"Deployed {target} to lab. Stopped answering after the switch (serving {target}, old images kept): " \
+           f"{first}." in said, said[-3000:]
+    assert load.failed == [], load.failed[:5]
+    assert set(current_versions(deployed).values()) == {target}
+    assert served_versions() == {target}
 
 
 def write_lock(lb, lock: dict) -> None:

@@ -34,14 +34,17 @@ def new_run_dir(repo: Path, command: str, moment: dt.datetime | None = None) -> 
     """``<repo>/artifacts/erpctl/<UTC timestamp>-<command>/``, unique even within a second."""
     moment = moment or utc_now()
     base = repo / ARTIFACTS_SUBDIR
+    # Owner only: a run's artifacts hold the inventory's names and every event of the run.
+    base.mkdir(mode=0o700, parents=True, exist_ok=True)
     stamp = moment.strftime("%Y%m%dT%H%M%SZ")
     for attempt in range(100):
         suffix = f"-{attempt}" if attempt else ""
         path = base / f"{stamp}-{command}{suffix}"
         try:
-            path.mkdir(parents=True, exist_ok=False)
+            path.mkdir(mode=0o700, exist_ok=False)
         except FileExistsError:
             continue
+        path.chmod(0o700)  # whatever the umask
         return path
     raise FileExistsError(f"cannot create a run directory under {base}")
 
@@ -80,7 +83,9 @@ def render(report: dict, secrets: list[str]) -> str:
 
 def write_report(run_dir: Path, report: dict, secrets: list[str]) -> Path:
     path = run_dir / "report.json"
-    path.write_text(render(report, secrets) + "\n", encoding="utf-8")
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(render(report, secrets) + "\n")
     return path
 
 
@@ -91,7 +96,7 @@ def append_audit(repo: Path, report: dict, secrets: list[str]) -> Path:
     entry = {key: report.get(key) for key in ("finished_at", "user", "controller", "command", "environment",
                                                "version", "outcome", "exit_code", "message", "run_dir")}
     line = redact(json.dumps(entry, sort_keys=False, default=str), secrets) + "\n"
-    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
         os.write(descriptor, line.encode("utf-8"))
     finally:

@@ -32,6 +32,7 @@ import re
 import shutil
 import sys
 import tempfile
+import urllib.parse
 import urllib.request
 from collections.abc import Iterable
 from pathlib import Path
@@ -446,12 +447,27 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     return 0
 
 
+def redact_url(url: str) -> str:
+    """A dead-man URL as logs may show it: its path and query are the credential."""
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or '?'}{f':{parts.port}' if parts.port else ''}/..."
+
+
 def cmd_ping(args: argparse.Namespace) -> int:
+    # From the environment, never the command line: any local user can read that (ps).
+    if not re.match(r"^[A-Z_][A-Z0-9_]*$", args.url_from):
+        print("dead-man ping: --url-from names an environment variable (the URL itself never goes on a command line)",
+              file=sys.stderr)
+        return 2
+    url = os.environ.get(args.url_from, "")
+    if not url:
+        print(f"dead-man ping: {args.url_from} is not set", file=sys.stderr)
+        return 2
     try:
-        with urllib.request.urlopen(args.url, timeout=args.timeout) as response:  # noqa: S310 (URL from inventory)
+        with urllib.request.urlopen(url, timeout=args.timeout) as response:  # noqa: S310 (URL from inventory)
             response.read(1024)
     except OSError as exc:
-        print(f"dead-man ping {args.url} failed: {exc}", file=sys.stderr)
+        print(f"dead-man ping {redact_url(url)} failed: {exc}", file=sys.stderr)
         return 1
     return 0
 
@@ -515,8 +531,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--now", type=float, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_metrics)
 
-    p = sub.add_parser("ping", help="call a dead-man URL")
-    p.add_argument("--url", required=True)
+    p = sub.add_parser("ping", help="call a dead-man URL", allow_abbrev=False)
+    p.add_argument("--url-from", default="ERP_BACKUP_DEADMAN_URL", metavar="VARIABLE",
+                   help="the environment variable holding the URL (default ERP_BACKUP_DEADMAN_URL)")
     p.add_argument("--timeout", type=float, default=10)
     p.set_defaults(func=cmd_ping)
     return top

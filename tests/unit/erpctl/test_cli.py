@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+from pathlib import Path
 
 import pytest
 from conftest import TtyInput
@@ -178,6 +179,12 @@ def test_secrets_never_reach_output_report_or_audit(erpctl, lab, repo):
     assert "could not log in with ********" in result.out
     # the playbook itself still gets the real value
     assert next(call for call in lab.calls if call[0] == "playbook")[3]["vault_erp_db_password"] == secret
+    # and what erpctl writes is its user's only, whatever the umask
+    artifacts = repo / "artifacts" / "erpctl"
+    directories = [artifacts, *(path for path in artifacts.iterdir() if path.is_dir())]
+    assert {oct(path.stat().st_mode & 0o777) for path in directories} == {"0o700"}
+    assert oct((artifacts / "audit.log").stat().st_mode & 0o777) == "0o600"
+    assert oct((Path(result.report()["run_dir"]) / "report.json").stat().st_mode & 0o777) == "0o600"
 
 
 def test_progress_plain_and_tty():

@@ -296,3 +296,26 @@ def test_check_describes_an_intact_backup_and_its_age(tmp_path, capsys):
     assert tool.main(["check", "--dir", str(path)]) == 0
     assert capsys.readouterr().out == ""
     assert tool.describe_age(2 * 86400 + 5 * 3600) == "2 d 5 h"
+
+
+# ---------------------------------------------------------------- dead-man ping
+
+
+def test_the_dead_man_url_comes_from_the_environment_and_never_reaches_a_log(monkeypatch, capsys):
+    """The URL is a credential: it is read from the environment (a command line is visible to
+    every local user) and a failure names only its scheme, host and port."""
+    url = "http://127.0.0.1:1/ping/0f6c1d2e-secret-token"
+    monkeypatch.setenv("ERP_BACKUP_DEADMAN_URL", url)
+    assert tool.main(["ping", "--timeout", "2"]) == 1
+    err = capsys.readouterr().err
+    assert "dead-man ping http://127.0.0.1:1/... failed" in err
+    assert "secret-token" not in err
+    monkeypatch.delenv("ERP_BACKUP_DEADMAN_URL")
+    assert tool.main(["ping"]) == 2
+    assert "ERP_BACKUP_DEADMAN_URL is not set" in capsys.readouterr().err
+    # No --url (nor an abbreviation of --url-from) to put it on a command line.
+    with pytest.raises(SystemExit):
+        tool.main(["ping", "--url", url])
+    capsys.readouterr()
+    assert tool.main(["ping", "--url-from", url]) == 2
+    assert "secret-token" not in capsys.readouterr().err
