@@ -290,3 +290,34 @@ def test_bad_matrix_is_refused_before_any_host_changes(provisioned, lab_hosts, p
     assert "PLAY [Provision]" not in proc.stdout  # stopped in the input checks
     assert {host: stats["changed"] for host, stats in recap(proc).items()} == dict.fromkeys(lab_hosts, 0)
     assert lab_hosts["app1"].ssh("getent passwd eve", check=False).returncode == 2
+
+
+def answers(host) -> bool:
+    """Whether a new SSH session to ``host`` logs in (the lab's bootstrap account)."""
+    return host.ssh("true", check=False).returncode == 0
+
+
+def test_a_firewall_change_that_cuts_the_controller_off_undoes_itself(provisioned, lab_hosts):
+    """Admin networks that leave out the controller: once the new ruleset is applied the
+    controller cannot log in again; the run fails saying so, and each host puts its previous
+    ruleset back by itself when the confirmation time runs out."""
+    rulesets = {name: host.ssh("sudo cat /etc/erp/firewall.nft").stdout for name, host in lab_hosts.items()}
+    started = time.monotonic()
+    proc = provision("--tags", "hardening", "-e", '{"hardening_firewall_admin_networks": ["192.0.2.1/32"]}',
+                     "-e", "hardening_confirm_seconds=30")
+    said = " ".join(proc.output.split())
+    assert proc.returncode != 0
+    for name in lab_hosts:
+        assert f"{name}: after this change of sshd's or the firewall's settings this controller could not log " \
+               "in again; the host puts its previous settings back by itself within 30 s" in said, said[-3000:]
+    assert "Traceback" not in proc.output
+    while time.monotonic() < started + 150 and not all(answers(host) for host in lab_hosts.values()):
+        time.sleep(3)
+    assert all(answers(host) for host in lab_hosts.values()), "a host did not put its firewall back"
+    for name, host in lab_hosts.items():
+        assert host.ssh("sudo cat /etc/erp/firewall.nft").stdout == rulesets[name]
+        assert "settings put back" in host.ssh("sudo journalctl -t erp-hardening --no-pager").stdout
+    # The right settings once more: nothing to change, nothing armed.
+    again = provision("--tags", "hardening")
+    assert again.returncode == 0, again.output[-3000:]
+    assert all(stats["changed"] == 0 for stats in recap(again).values()), recap(again)
