@@ -220,7 +220,7 @@ def test_point_in_time_restore_returns_the_data_as_it_was_at_that_time(db):
 
 def test_a_restore_is_refused_while_a_deploy_holds_the_lock_and_takes_it_itself(db, lab_hosts):
     """No database swap under a deploy's migrations: restore.yml refuses while another run holds
-    the deploy lock, before its safety dump; a restore holds the lock while it runs and
+    the deploy lock, before its preflight; a restore holds the lock while it runs and
     releases it at the end."""
     lb = next(h for h in lab_hosts.values() if h.group == "erp_lb")
     dumps = db.ssh("sudo ls /var/backups/erp/dumps").stdout.split()
@@ -235,7 +235,8 @@ def test_a_restore_is_refused_while_a_deploy_holds_the_lock_and_takes_it_itself(
     assert "Deploy lock of lab held by" in said_refused and "is none: it is held until released" in said_refused, \
         said_refused[-3000:]
     assert "Traceback" not in refused.output
-    assert "PLAY [Safety dump" not in refused.output
+    # Refused before the preflight: a point-in-time recovery is never spent on a run that cannot go on.
+    assert "PLAY [Preflight" not in refused.output
     assert db.ssh("sudo ls /var/backups/erp/dumps").stdout.split() == dumps
     assert released.returncode == 0
     # While a restore runs the lock is its own, released at the end. A backup dated in the
