@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make test`: every test stage, or the named ones (lint unit molecule backup lab).
 # Fails on the first failing stage; prints one closing line of stage results. molecule runs
-# beside lint, unit and backup (its output printed whole when it ends), the lab after them all.
+# beside lint, unit and backup (its output printed whole when it ends), the lab comes up
+# beside molecule's last scenarios, and its tests run after them all.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -127,7 +128,8 @@ stage_lab() {
   fi
   # Each stage runs in its own subshell: EXIT fires however the stage ends.
   trap 'python3 lab/labctl.py down || true' EXIT
-  python3 lab/labctl.py up
+  # Brought up already beside molecule (below), or now.
+  [ -n "${LAB_UP_BESIDE_MOLECULE:-}" ] || python3 lab/labctl.py up
   # shellcheck disable=SC2086 # one module per word
   run_pytest -q --durations=0 $modules
 }
@@ -195,9 +197,37 @@ finish_molecule() {
   stage_passed molecule "$((SECONDS - molecule_started))"
 }
 
+# The lab comes up (containers, the images loaded into each host's engine: mostly I/O) while
+# molecule's last scenarios run, once every CPU-bound stage is done.
+lab_up_pid=""
+start_lab_up() {
+  lab_up_log=$(mktemp)
+  python3 lab/labctl.py up >"$lab_up_log" 2>&1 &
+  lab_up_pid=$!
+  echo "lab: coming up beside molecule (its output follows when molecule ends)"
+  trap 'if [ -n "$lab_up_pid" ]; then wait "$lab_up_pid" || true; python3 lab/labctl.py down || true; fi' EXIT
+}
+
+# Waits for that bring-up; the lab stage then starts from an up lab. Fails like a stage.
+finish_lab_up() {
+  local rc=0
+  [ -n "$lab_up_pid" ] || return 0
+  wait "$lab_up_pid" || rc=$?
+  lab_up_pid=""
+  trap - EXIT
+  cat "$lab_up_log"
+  rm -f "$lab_up_log"
+  if [ "$rc" -ne 0 ]; then python3 lab/labctl.py down || true; stage_failed lab 0; fi
+  export LAB_UP_BESIDE_MOLECULE=1
+}
+
 for stage in "${stages[@]}"; do
   [ "$stage" != molecule ] || continue
-  [ "$stage" != lab ] || finish_molecule
+  if [ "$stage" = lab ]; then
+    [ -z "$molecule_pid" ] || start_lab_up
+    finish_molecule
+    finish_lab_up
+  fi
   banner "$stage"
   started=$SECONDS
   set +e
