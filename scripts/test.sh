@@ -198,11 +198,18 @@ finish_molecule() {
 }
 
 # The lab comes up (containers, the images loaded into each host's engine: mostly I/O) while
-# molecule's last scenarios run, once every CPU-bound stage is done.
+# molecule's last scenarios run, once every CPU-bound stage is done; so is the execution
+# environment image its EE module runs (built and pushed to the lab registry), when that
+# module is to run. A failed build is left to that module, which builds again and says why.
 lab_up_pid=""
 start_lab_up() {
   lab_up_log=$(mktemp)
-  python3 lab/labctl.py up >"$lab_up_log" 2>&1 &
+  (
+    python3 lab/labctl.py up
+    if [ -z "${LAB_TESTS:-}" ] || grep -q execution_environment <<<"$LAB_TESTS"; then
+      scripts/build-ee.sh || echo "lab: the execution environment image was not built; its module tries again"
+    fi
+  ) >"$lab_up_log" 2>&1 &
   lab_up_pid=$!
   echo "lab: coming up beside molecule (its output follows when molecule ends)"
   trap 'if [ -n "$lab_up_pid" ]; then wait "$lab_up_pid" || true; python3 lab/labctl.py down || true; fi' EXIT
